@@ -1,0 +1,203 @@
+#include "extent/allocator.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace pmemfs::extent {
+
+using format::kBlockSize;
+
+BlockAllocator::BlockAllocator(const pmem::Region& region, const format::Superblock& sb)
+    : region_(region), sb_(sb) {}
+
+void BlockAllocator::Load() {
+  std::lock_guard lk(mu_);
+  free_.clear();
+  free_count_ = 0;
+  const uint8_t* bm = region_.base() + sb_.block_bitmap_off;
+  uint64_t nwords = (sb_.total_blocks + 63) / 64;
+  uint64_t run_start = 0, run_len = 0;
+  for (uint64_t w = 0; w < nwords; ++w) {
+    uint64_t word;
+    std::memcpy(&word, bm + w * 8, 8);
+    if (word == ~0ull && run_len == 0) continue;  // fast path: all in use
+    for (int b = 0; b < 64; ++b) {
+      uint64_t blk = w * 64 + b;
+      if (blk >= sb_.total_blocks) break;
+      bool used = (word >> b) & 1;
+      if (!used) {
+        if (run_len == 0) run_start = blk;
+        ++run_len;
+      } else if (run_len) {
+        free_.emplace(run_start, run_len);
+        free_count_ += run_len;
+        run_len = 0;
+      }
+    }
+  }
+  if (run_len) {
+    free_.emplace(run_start, run_len);
+    free_count_ += run_len;
+  }
+}
+
+Result<Run> BlockAllocator::Reserve(uint64_t want, uint64_t goal, uint64_t align, bool exact) {
+  if (want == 0) return Err(EINVAL, "allocator: empty request");
+  if (align == 0) align = 1;
+  std::lock_guard lk(mu_);
+  auto try_run = [&](std::map<uint64_t, uint64_t>::iterator it, Run* out) {
+    uint64_t s = (it->first + align - 1) / align * align;
+    uint64_t e = it->first + it->second;
+    if (s >= e) return false;
+    uint64_t n = std::min(want, e - s);
+    if (exact && n < want) return false;
+    *out = Run{s, n};
+    return true;
+  };
+  Run got{};
+  bool found = false;
+  // First fit from the goal, then from the start.
+  auto it = free_.upper_bound(goal);
+  if (it != free_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second > goal) it = prev;
+  }
+  for (auto i = it; i != free_.end() && !found; ++i) found = try_run(i, &got);
+  for (auto i = free_.begin(); i != it && !found; ++i) found = try_run(i, &got);
+  if (!found) return Err(ENOSPC, "no free space");
+  // Carve `got` out of its free run.
+  auto fit = std::prev(free_.upper_bound(got.start));
+  Run whole{fit->first, fit->second};
+  free_.erase(fit);
+  if (got.start > whole.start) free_.emplace(whole.start, got.start - whole.start);
+  if (got.end() < whole.end()) free_.emplace(got.end(), whole.end() - got.end());
+  free_count_ -= got.len;
+  return got;
+}
+
+void BlockAllocator::InsertFreeLocked(Run r) {
+  auto [it, inserted] = free_.emplace(r.start, r.len);
+  (void)inserted;
+  if (it != free_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + prev->second == it->first) {
+      prev->second += it->second;
+      free_.erase(it);
+      it = prev;
+    }
+  }
+  auto next = std::next(it);
+  if (next != free_.end() && it->first + it->second == next->first) {
+    it->second += next->second;
+    free_.erase(next);
+  }
+  free_count_ += r.len;
+}
+
+void BlockAllocator::Unreserve(Run r) {
+  std::lock_guard lk(mu_);
+  InsertFreeLocked(r);
+}
+
+void BlockAllocator::StageUse(Tx& tx, Run r) {
+  StageBits(tx, r, true);
+  tx.OnAbort([this, r] { Unreserve(r); });
+}
+
+void BlockAllocator::StageFree(Tx& tx, Run r) {
+  StageBits(tx, r, false);
+  tx.OnCommit([this, r] { Unreserve(r); });
+}
+
+void BlockAllocator::StageBits(Tx& tx, Run r, bool set) {
+  // One record covering the 8-byte words of the run.
+  uint64_t w0 = r.start / 64, w1 = (r.end() + 63) / 64;
+  uint64_t off = sb_.block_bitmap_off + w0 * 8;
+  std::vector<uint64_t> words(w1 - w0);
+  tx.Read(off, words.data(), static_cast<uint32_t>(words.size() * 8));
+  for (uint64_t b = r.start; b < r.end(); ++b) {
+    uint64_t& w = words[b / 64 - w0];
+    uint64_t bit = 1ull << (b % 64);
+    w = set ? (w | bit) : (w & ~bit);
+  }
+  tx.Write(off, words.data(), static_cast<uint32_t>(words.size() * 8));
+}
+
+uint64_t BlockAllocator::free_blocks() const {
+  std::lock_guard lk(mu_);
+  return free_count_;
+}
+
+bool BlockAllocator::InUse(Run r) const {
+  const uint8_t* bm = region_.base() + sb_.block_bitmap_off;
+  for (uint64_t b = r.start; b < r.end(); ++b)
+    if (!((bm[b / 8] >> (b % 8)) & 1)) return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------
+
+InodeBitmap::InodeBitmap(const pmem::Region& region, const format::Superblock& sb)
+    : region_(region), sb_(sb) {}
+
+void InodeBitmap::Load() {
+  std::lock_guard lk(mu_);
+  const uint8_t* bm = region_.base() + sb_.inode_bitmap_off;
+  uint64_t used = 0;
+  for (uint64_t w = 0; w < (sb_.inode_count + 63) / 64; ++w) {
+    uint64_t word;
+    std::memcpy(&word, bm + w * 8, 8);
+    if (w == sb_.inode_count / 64 && sb_.inode_count % 64) word &= (1ull << (sb_.inode_count % 64)) - 1;
+    used += std::popcount(word);
+  }
+  free_ = sb_.inode_count - used;
+  cursor_ = 0;
+}
+
+Result<uint64_t> InodeBitmap::Allocate(Tx& tx) {
+  std::lock_guard lk(mu_);
+  if (free_ == 0) return Err(ENOSPC, "inode table full");
+  uint64_t nwords = (sb_.inode_count + 63) / 64;
+  for (uint64_t i = 0; i < nwords; ++i) {
+    uint64_t w = (cursor_ + i) % nwords;
+    uint64_t off = sb_.inode_bitmap_off + w * 8;
+    uint64_t word = tx.Get<uint64_t>(off);
+    if (word == ~0ull) continue;
+    int bit = std::countr_one(word);
+    uint64_t ino = w * 64 + bit;
+    if (ino >= sb_.inode_count) continue;
+    word |= 1ull << bit;
+    tx.Put(off, word);
+    cursor_ = w;
+    --free_;
+    tx.OnAbort([this] {
+      std::lock_guard l(mu_);
+      ++free_;
+    });
+    return ino;
+  }
+  return Err(ENOSPC, "inode table full");
+}
+
+void InodeBitmap::StageFree(Tx& tx, uint64_t ino) {
+  uint64_t off = sb_.inode_bitmap_off + (ino / 64) * 8;
+  uint64_t word = tx.Get<uint64_t>(off) & ~(1ull << (ino % 64));
+  tx.Put(off, word);
+  tx.OnCommit([this] {
+    std::lock_guard l(mu_);
+    ++free_;
+  });
+}
+
+bool InodeBitmap::InUse(uint64_t ino) const {
+  const uint8_t* bm = region_.base() + sb_.inode_bitmap_off;
+  return ino < sb_.inode_count && ((bm[ino / 8] >> (ino % 8)) & 1);
+}
+
+uint64_t InodeBitmap::free_inodes() const {
+  std::lock_guard lk(mu_);
+  return free_;
+}
+
+}  // namespace pmemfs::extent

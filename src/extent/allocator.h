@@ -1,0 +1,82 @@
+// BlockAllocator: free-space tracking. The block bitmap on media is the truth (changed only
+// through transactions); a DRAM map of free runs, built at mount, answers allocations fast.
+//
+// Blocks move: free -> reserved (Reserve, DRAM only) -> in use (StageUse in a Tx; the Tx's
+// abort hook returns them) and in use -> free (StageFree; they return to the free map only
+// when the Tx commits, so a block is never reused before the change that freed it is durable).
+//
+// Thread-safety: internally locked; lock order is filesystem lock -> allocator.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+
+#include "common/result.h"
+#include "extent/format.h"
+#include "extent/tx.h"
+#include "pmem/region.h"
+
+namespace pmemfs::extent {
+
+struct Run {
+  uint64_t start = 0;  // region block
+  uint64_t len = 0;    // blocks
+  uint64_t end() const { return start + len; }
+};
+
+class BlockAllocator {
+ public:
+  BlockAllocator(const pmem::Region& region, const format::Superblock& sb);
+
+  // Builds the free map from the on-media bitmap.
+  void Load();
+
+  // Reserves one run of 1..`want` blocks whose start is a multiple of `align` blocks,
+  // preferring the first free run at or after `goal`. With `exact`, only a run of exactly
+  // `want` blocks will do. ENOSPC when nothing fits.
+  Result<Run> Reserve(uint64_t want, uint64_t goal, uint64_t align, bool exact);
+  // Marks a reserved run in use, in `tx`; the run returns to the free map if `tx` aborts.
+  void StageUse(Tx& tx, Run r);
+  // Marks an in-use run free, in `tx`; it becomes allocatable once `tx` commits.
+  void StageFree(Tx& tx, Run r);
+  // Returns a reserved run that was never staged.
+  void Unreserve(Run r);
+
+  uint64_t free_blocks() const;
+  uint64_t total_blocks() const { return sb_.total_blocks; }
+  // True when every block of `r` is marked in use in the bitmap (fsck, tests).
+  bool InUse(Run r) const;
+
+ private:
+  void StageBits(Tx& tx, Run r, bool set);
+  void InsertFreeLocked(Run r);
+
+  const pmem::Region& region_;
+  format::Superblock sb_;
+  mutable std::mutex mu_;
+  std::map<uint64_t, uint64_t> free_;  // start -> len, coalesced. GUARDED_BY(mu_)
+  uint64_t free_count_ = 0;            // GUARDED_BY(mu_)
+};
+
+// InodeBitmap: which inode slots are in use. Allocation scans from a rotating cursor.
+class InodeBitmap {
+ public:
+  InodeBitmap(const pmem::Region& region, const format::Superblock& sb);
+  void Load();  // counts free slots
+  // Finds a free slot and stages it in use. ENOSPC when the table is full.
+  Result<uint64_t> Allocate(Tx& tx);
+  void StageFree(Tx& tx, uint64_t ino);
+  bool InUse(uint64_t ino) const;
+  uint64_t free_inodes() const;
+  uint64_t inode_count() const { return sb_.inode_count; }
+
+ private:
+  const pmem::Region& region_;
+  format::Superblock sb_;
+  mutable std::mutex mu_;
+  uint64_t cursor_ = 0;  // word index. GUARDED_BY(mu_)
+  uint64_t free_ = 0;    // GUARDED_BY(mu_)
+};
+
+}  // namespace pmemfs::extent

@@ -1,0 +1,118 @@
+#include "pmem/pmem2_region.h"
+
+#include <fcntl.h>
+#include <libpmem2.h>
+#include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace pmemfs::pmem {
+namespace {
+
+// libpmem2 errors become errno exactly once, here.
+Error FromPmem2(int ret, const char* context) {
+  int e = pmem2_err_to_errno(ret);
+  if (e <= 0) e = EIO;
+  spdlog::debug("{}: {}", context, pmem2_errormsg());
+  return Err(e, context);
+}
+
+Granularity ToGranularity(pmem2_granularity g) {
+  switch (g) {
+    case PMEM2_GRANULARITY_BYTE: return Granularity::kByte;
+    case PMEM2_GRANULARITY_CACHE_LINE: return Granularity::kCacheLine;
+    default: return Granularity::kPage;
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, OpenOptions opts) {
+  std::unique_ptr<Pmem2Region> r(new Pmem2Region());
+  r->path_ = path;
+  r->read_only_ = opts.read_only;
+  r->fd_ = ::open(path.c_str(), (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (r->fd_ < 0) return Err(errno, "open region");
+  struct stat st {};
+  if (fstat(r->fd_, &st) != 0) return Err(errno, "stat region");
+  if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) return Err(ENODEV, "region is not a file or devdax");
+  r->devdax_ = S_ISCHR(st.st_mode);
+  if (opts.lock && flock(r->fd_, (opts.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    return Err(errno == EWOULDBLOCK ? EBUSY : errno, "region is in use by another pmemfs or tool");
+  }
+
+  pmem2_source* src = nullptr;
+  if (int ret = pmem2_source_from_fd(&src, r->fd_); ret != 0) return FromPmem2(ret, "pmem2 source");
+  size_t size = 0, align = 0;
+  int ret = pmem2_source_size(src, &size);
+  if (ret == 0) ret = pmem2_source_alignment(src, &align);
+  pmem2_config* cfg = nullptr;
+  if (ret == 0) ret = pmem2_config_new(&cfg);
+  // PAGE is the weakest requirement: libpmem2 then gives the strongest the media offers.
+  if (ret == 0) ret = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+  if (ret == 0 && opts.read_only) ret = pmem2_config_set_protection(cfg, PMEM2_PROT_READ);
+  if (ret == 0 && size == 0) {
+    pmem2_config_delete(&cfg);
+    pmem2_source_delete(&src);
+    return Err(EINVAL, "region is empty");
+  }
+  if (ret == 0) ret = pmem2_map_new(&r->map_, cfg, src);
+  if (cfg) pmem2_config_delete(&cfg);
+  pmem2_source_delete(&src);
+  if (ret != 0) return FromPmem2(ret, "map region");
+
+  r->base_ = static_cast<uint8_t*>(pmem2_map_get_address(r->map_));
+  r->size_ = pmem2_map_get_size(r->map_);
+  r->alignment_ = align;
+  r->granularity_ = ToGranularity(pmem2_map_get_store_granularity(r->map_));
+  r->flush_ = pmem2_get_flush_fn(r->map_);
+  r->drain_ = pmem2_get_drain_fn(r->map_);
+  r->memcpy_ = pmem2_get_memcpy_fn(r->map_);
+  r->memset_ = pmem2_get_memset_fn(r->map_);
+  return r;
+}
+
+Pmem2Region::~Pmem2Region() {
+  if (map_) pmem2_map_delete(&map_);
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
+
+void Pmem2Region::Flush(uint64_t off, uint64_t len) {
+  if (len) flush_(base_ + off, len);
+}
+
+void Pmem2Region::Drain() { drain_(); }
+
+void Pmem2Region::CopyFlush(uint64_t off, const void* src, uint64_t len) {
+  memcpy_(base_ + off, src, len, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
+}
+
+void Pmem2Region::ZeroFlush(uint64_t off, uint64_t len) {
+  memset_(base_ + off, 0, len, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
+}
+
+std::string Pmem2Region::Describe() const {
+  return path_ + " (" + (devdax_ ? "devdax" : "file") + ", " + GranularityName(granularity_) +
+         " granularity, " + std::to_string(alignment_) + "-byte alignment)";
+}
+
+Status CreateRegionFile(const std::string& path, uint64_t size) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return Err(errno, "create region file");
+  struct stat st {};
+  Status s;
+  if (fstat(fd, &st) != 0) {
+    s = Err(errno, "stat region file");
+  } else if (!S_ISREG(st.st_mode)) {
+    s = Err(EINVAL, "--size applies to regular files only");
+  } else if (static_cast<uint64_t>(st.st_size) < size && ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    s = Err(errno, "size region file");
+  }
+  ::close(fd);
+  return s;
+}
+
+}  // namespace pmemfs::pmem
