@@ -156,9 +156,10 @@ struct Inode {
   uint64_t parent;        // directories: the inode of ".."
   uint64_t extent_block;  // first overflow ExtentBlock, or 0
   uint64_t xattr_block;   // XattrBlock, or 0
-  uint64_t next_orphan;   // orphan list link, or 0
+  uint64_t next_orphan;   // orphan list links (doubly linked: O(1) removal), or 0
   Extent inline_extents[kInlineExtents];
-  uint8_t reserved[28];
+  uint64_t prev_orphan;
+  uint8_t reserved[20];
   uint32_t crc;           // crc32c of bytes [0, offsetof(crc))
 };
 static_assert(sizeof(Inode) == 256);
@@ -166,6 +167,7 @@ static_assert(offsetof(Inode, size) == 32);
 static_assert(offsetof(Inode, atime) == 48);
 static_assert(offsetof(Inode, rdev) == 112);
 static_assert(offsetof(Inode, inline_extents) == 152);
+static_assert(offsetof(Inode, prev_orphan) == 224);
 static_assert(offsetof(Inode, crc) == 252);
 
 // ---------------------------------------------------------------------------------------
