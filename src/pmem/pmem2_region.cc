@@ -14,8 +14,8 @@ namespace {
 
 // libpmem2 errors become errno exactly once, here.
 Error FromPmem2(int ret, const char* context) {
-  int e = pmem2_err_to_errno(ret);
-  if (e <= 0) e = EIO;
+  // libpmem2 returns -errno for system errors and its own codes (<= -100000) otherwise.
+  int e = ret < 0 && ret > -100000 ? -ret : (ret == PMEM2_E_GRANULARITY_NOT_SUPPORTED ? ENOTSUP : EINVAL);
   spdlog::debug("{}: {}", context, pmem2_errormsg());
   return Err(e, context);
 }

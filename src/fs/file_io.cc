@@ -1,0 +1,385 @@
+// File data: read, write, truncate, fallocate, lseek, copy_file_range.
+//
+// Data blocks are written in place with non-temporal stores and flushed; the commit that
+// follows (size, mtime, new extents) drains them in its first fence, so data is durable
+// before any metadata that exposes it, and both before the reply.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "extent/records.h"
+#include "fs/filesystem.h"
+
+namespace pmemfs::fs {
+
+using extent::ExtentMap;
+using extent::Run;
+using extent::Tx;
+using format::Extent;
+using format::Inode;
+using format::kBlockSize;
+
+namespace {
+
+constexpr uint64_t kNoEnd = uint64_t{1} << 52;  // beyond any logical block
+
+uint64_t BlocksUp(uint64_t bytes) { return (bytes + kBlockSize - 1) / kBlockSize; }
+
+format::Timespec Now() {
+  timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return format::Timespec{t.tv_sec, static_cast<uint32_t>(t.tv_nsec), 0};
+}
+
+// Blocks of [lblk, lblk+n) not mapped by `map`.
+uint64_t HoleBlocks(const ExtentMap& map, uint64_t lblk, uint64_t n) {
+  uint64_t holes = 0, pos = lblk, end = lblk + n;
+  while (pos < end) {
+    const Extent* e = map.Next(pos);
+    if (!e || e->lblk >= end) return holes + (end - pos);
+    if (e->lblk > pos) holes += e->lblk - pos;
+    pos = std::min(end, e->lblk + e->len);
+  }
+  return holes;
+}
+
+}  // namespace
+
+Status FileSystem::Read(uint64_t ino, uint64_t off, uint64_t size,
+                        const std::function<void(const std::vector<Piece>&)>& sink) {
+  std::shared_lock lk(mu_);
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (S_ISDIR(in.mode)) return Err(EISDIR, "read of a directory");
+  std::vector<Piece> pieces;
+  if (off < in.size && size > 0) {
+    uint64_t end = std::min<uint64_t>(in.size, off + std::min<uint64_t>(size, kMaxFileSize));
+    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+    auto add = [&](const void* p, size_t n) {
+      if (!p && !pieces.empty() && !pieces.back().data) pieces.back().len += n;
+      else pieces.push_back(Piece{p, n});
+    };
+    for (uint64_t pos = off; pos < end;) {
+      const Extent* e = map->Next(pos / kBlockSize);
+      uint64_t estart = e ? e->lblk * kBlockSize : end;
+      if (!e || estart >= end) {
+        add(nullptr, end - pos);
+        break;
+      }
+      if (pos < estart) {
+        add(nullptr, estart - pos);
+        pos = estart;
+      }
+      uint64_t n = std::min(end, (e->lblk + e->len) * kBlockSize) - pos;
+      if (e->flags & format::kExtentUnwritten) add(nullptr, n);
+      else add(region_->base() + e->pblk * kBlockSize + (pos - estart), n);
+      pos += n;
+    }
+  }
+  sink(pieces);  // under the shared lock: the blocks cannot be freed until the reply is out
+  return Ok();
+}
+
+Status FileSystem::AllocateLocked(Tx& tx, uint64_t ino, Inode& in, ExtentMap& map, uint64_t lblk,
+                                  uint64_t nblocks, bool unwritten, uint64_t align) {
+  (void)ino;
+  uint64_t pos = lblk, end = lblk + nblocks;
+  while (pos < end) {
+    const Extent* e = map.Next(pos);
+    if (e && e->lblk <= pos) {
+      pos = e->lblk + e->len;
+      continue;
+    }
+    uint64_t hole_end = e ? std::min(end, e->lblk) : end;
+    // Continue the extent that ends here, when its physical successor is free.
+    uint64_t goal = 0;
+    if (pos > 0) {
+      if (const Extent* p = map.Next(pos - 1); p && p->lblk + p->len == pos) goal = p->pblk + p->len;
+    }
+    while (pos < hole_end) {
+      uint64_t want = std::min<uint64_t>(hole_end - pos, uint64_t{1} << 30);
+      PMEMFS_ASSIGN_OR_RETURN(Run r, alloc_.Reserve(want, goal, align, false));
+      alloc_.StageUse(tx, r);
+      uint32_t flags = unwritten ? uint32_t{format::kExtentUnwritten} : 0u;
+      PMEMFS_TRY(map.Insert(tx, in, Extent{pos, r.start, static_cast<uint32_t>(r.len), flags}, alloc_));
+      in.blocks += r.len;
+      pos += r.len;
+      goal = r.end();
+    }
+  }
+  return Ok();
+}
+
+Result<size_t> FileSystem::Write(uint64_t ino, uint64_t off, const void* data, size_t len, bool append) {
+  std::unique_lock lk(mu_);
+  return WriteLocked(ino, off, data, len, append);
+}
+
+Result<size_t> FileSystem::WriteLocked(uint64_t ino, uint64_t off, const void* data, size_t len, bool append) {
+  PMEMFS_TRY(Writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (S_ISDIR(in.mode)) return Err(EISDIR, "write to a directory");
+  if (!S_ISREG(in.mode)) return Err(EINVAL, "write to a special file");
+  if (append) off = in.size;
+  if (len == 0) return size_t{0};
+  if (off >= kMaxFileSize || len > kMaxFileSize - off) return Err(EFBIG, "write beyond the maximum file size");
+  if (off + len > in.size) PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "extending write"));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+
+  uint64_t b0 = off / kBlockSize, b1 = BlocksUp(off + len);
+  if (HoleBlocks(*map, b0, b1 - b0) > alloc_.free_blocks()) return Err(ENOSPC, "no space for the write");
+  auto needs_zero = [&](uint64_t b) {
+    const Extent* e = map->Next(b);
+    return !e || e->lblk > b || (e->flags & format::kExtentUnwritten);
+  };
+  bool zero_head = (off % kBlockSize) && needs_zero(b0);
+  bool zero_tail = ((off + len) % kBlockSize) && needs_zero(b1 - 1);
+
+  Tx tx(*region_);
+  DropCaches(tx, ino);
+  // Pass 1: every block of the range mapped and written.
+  PMEMFS_TRY(AllocateLocked(tx, ino, in, *map, b0, b1 - b0, false, 1));
+  PMEMFS_TRY(map->SetFlags(tx, in, b0, b1 - b0, 0, alloc_));
+  auto block_off = [&](uint64_t b) {
+    const Extent* e = map->Next(b);
+    return (e->pblk + (b - e->lblk)) * kBlockSize;
+  };
+  if (zero_head) region_->ZeroFlush(block_off(b0), kBlockSize);
+  if (zero_tail && (b1 - 1 != b0 || !zero_head)) region_->ZeroFlush(block_off(b1 - 1), kBlockSize);
+  // Pass 2: the data, extent by extent.
+  const auto* src = static_cast<const uint8_t*>(data);
+  for (uint64_t pos = off, end = off + len; pos < end;) {
+    const Extent* e = map->Next(pos / kBlockSize);
+    uint64_t n = std::min(end, (e->lblk + e->len) * kBlockSize) - pos;
+    region_->CopyFlush(e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), src + (pos - off), n);
+    pos += n;
+  }
+  in.size = std::max<uint64_t>(in.size, off + len);
+  in.mtime = in.ctime = Now();
+  PutInode(tx, ino, in);
+  PMEMFS_TRY(Commit(tx));  // fence 1 also drains the data copied above
+  return len;
+}
+
+Status FileSystem::TruncateBlocksLocked(uint64_t ino, uint64_t from) {
+  // Batches, each one transaction that fits the log: blocks are released from the end, so
+  // every intermediate state is a valid file (blocks beyond EOF are legal).
+  const uint64_t budget = std::max<uint64_t>(journal_.capacity() / 4 * 8, 64);
+  for (;;) {
+    PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+    const auto& ents = map->entries();
+    if (ents.empty() || std::prev(ents.end())->second.e.lblk + std::prev(ents.end())->second.e.len <= from) break;
+    uint64_t lo = from, spent = 0;
+    int count = 0;
+    for (auto it = ents.rbegin(); it != ents.rend(); ++it) {
+      const Extent& e = it->second.e;
+      if (e.lblk + e.len <= from) break;
+      uint64_t start = std::max(from, e.lblk), n = e.lblk + e.len - start;
+      if (spent + n > budget || ++count > 256) {
+        lo = std::max(start, e.lblk + e.len - (budget > spent ? budget - spent : 0));
+        break;
+      }
+      spent += n;
+    }
+    Tx tx(*region_);
+    DropCaches(tx, ino);
+    std::vector<Run> freed;
+    PMEMFS_TRY(map->Remove(tx, in, lo, kNoEnd - lo, &freed, alloc_));
+    for (const Run& r : freed) {
+      alloc_.StageFree(tx, r);
+      in.blocks -= r.len;
+    }
+    PutInode(tx, ino, in);
+    PMEMFS_TRY(Commit(tx));
+  }
+  return Ok();
+}
+
+Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  if (size < in.size && size % kBlockSize) {
+    // Bytes past the new EOF in its last block must read as zeros if the file grows again.
+    const Extent* e = map->Next(size / kBlockSize);
+    if (e && e->lblk <= size / kBlockSize && !(e->flags & format::kExtentUnwritten)) {
+      uint64_t at = (e->pblk + (size / kBlockSize - e->lblk)) * kBlockSize + size % kBlockSize;
+      region_->ZeroFlush(at, kBlockSize - size % kBlockSize);
+    }
+  }
+  Tx tx(*region_);
+  bool shrink = size < in.size;
+  in.size = size;
+  in.mtime = in.ctime = Now();
+  PutInode(tx, ino, in);
+  PMEMFS_TRY(Commit(tx));
+  if (shrink) return TruncateBlocksLocked(ino, BlocksUp(size));
+  return Ok();
+}
+
+Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
+  constexpr int kKnown = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~kKnown) return Err(EOPNOTSUPP, "fallocate mode not supported");
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+    return Err(EOPNOTSUPP, "punch hole requires keep size");
+  if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Err(EOPNOTSUPP, "conflicting modes");
+  if (len == 0) return Err(EINVAL, "fallocate of zero length");
+  if (off >= kMaxFileSize || len > kMaxFileSize - off) return Err(EFBIG, "fallocate beyond the maximum file size");
+  std::unique_lock lk(mu_);
+  PMEMFS_TRY(Writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (S_ISDIR(in.mode)) return Err(EISDIR, "fallocate of a directory");
+  if (!S_ISREG(in.mode)) return Err(ENODEV, "fallocate of a special file");
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  uint64_t end = off + len;
+  uint64_t b0 = off / kBlockSize, b1 = BlocksUp(end);
+  bool immutable = in.flags & format::kInodeImmutableExtents;
+  bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && end > in.size;
+
+  // Zeroes the bytes of [lo, hi) that lie in written blocks, in place.
+  auto zero_bytes = [&](uint64_t lo, uint64_t hi) {
+    for (uint64_t pos = lo; pos < hi;) {
+      const Extent* e = map->Next(pos / kBlockSize);
+      if (!e || e->lblk * kBlockSize >= hi) break;
+      pos = std::max(pos, e->lblk * kBlockSize);
+      uint64_t n = std::min(hi, (e->lblk + e->len) * kBlockSize) - pos;
+      if (!(e->flags & format::kExtentUnwritten))
+        region_->ZeroFlush(e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), n);
+      pos += n;
+    }
+  };
+
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    if (immutable) return CheckImmutableChangeLocked(ino, in, "punch hole");
+    uint64_t w0 = BlocksUp(off), w1 = end / kBlockSize;  // whole blocks
+    if (w0 >= w1) {
+      zero_bytes(off, end);
+    } else {
+      zero_bytes(off, w0 * kBlockSize);
+      zero_bytes(w1 * kBlockSize, end);
+    }
+    region_->Drain();
+    if (w0 < w1) {
+      Tx tx(*region_);
+      DropCaches(tx, ino);
+      std::vector<Run> freed;
+      PMEMFS_TRY(map->Remove(tx, in, w0, w1 - w0, &freed, alloc_));
+      uint64_t n = 0;
+      for (const Run& r : freed) n += r.len;
+      if (n * 2 > journal_.capacity() * 8) return Err(EFBIG, "punch range too large for one transaction");
+      for (const Run& r : freed) {
+        alloc_.StageFree(tx, r);
+        in.blocks -= r.len;
+      }
+      in.mtime = in.ctime = Now();
+      PutInode(tx, ino, in);
+      return Commit(tx);
+    }
+    Tx tx(*region_);
+    in.mtime = in.ctime = Now();
+    PutInode(tx, ino, in);
+    return Commit(tx);
+  }
+
+  uint64_t holes = HoleBlocks(*map, b0, b1 - b0);
+  if (immutable) {
+    // Allowed only when it changes neither the map nor the size.
+    bool converts = false;
+    if (mode & FALLOC_FL_ZERO_RANGE) {
+      for (uint64_t p = b0; p < b1;) {
+        const Extent* e = map->Next(p);
+        if (!e || e->lblk >= b1) break;
+        if (e->flags & format::kExtentUnwritten) converts = true;
+        p = e->lblk + e->len;
+      }
+    }
+    if (holes || grows || converts) return CheckImmutableChangeLocked(ino, in, "fallocate");
+    if (mode & FALLOC_FL_ZERO_RANGE) {
+      zero_bytes(off, end);
+      region_->Drain();
+    }
+    return Ok();
+  }
+  if (holes > alloc_.free_blocks()) return Err(ENOSPC, "no space for fallocate");
+  Tx tx(*region_);
+  DropCaches(tx, ino);
+  if (mode & FALLOC_FL_ZERO_RANGE) {
+    uint64_t w0 = BlocksUp(off), w1 = end / kBlockSize;
+    if (w0 < w1) {
+      zero_bytes(off, w0 * kBlockSize);
+      zero_bytes(w1 * kBlockSize, end);
+      PMEMFS_TRY(map->SetFlags(tx, in, w0, w1 - w0, format::kExtentUnwritten, alloc_));
+    } else {
+      zero_bytes(off, end);
+    }
+  }
+  PMEMFS_TRY(AllocateLocked(tx, ino, in, *map, b0, b1 - b0, true, 1));
+  if (grows) in.size = end;
+  in.ctime = Now();
+  if (grows || (mode & FALLOC_FL_ZERO_RANGE)) in.mtime = in.ctime;
+  PutInode(tx, ino, in);
+  return Commit(tx);
+}
+
+Result<uint64_t> FileSystem::Lseek(uint64_t ino, uint64_t off, int whence) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return Err(EINVAL, "lseek whence");
+  std::shared_lock lk(mu_);
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (off >= in.size) return Err(ENXIO, "offset at or beyond EOF");
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  // Unwritten extents read as zeros and count as holes, as on ext4 and XFS.
+  uint64_t pos = off;
+  if (whence == SEEK_DATA) {
+    for (;;) {
+      const Extent* e = map->Next(pos / kBlockSize);
+      if (!e) return Err(ENXIO, "no data after offset");
+      uint64_t start = std::max(pos, e->lblk * kBlockSize);
+      if (start >= in.size) return Err(ENXIO, "no data after offset");
+      if (!(e->flags & format::kExtentUnwritten)) return start;
+      pos = (e->lblk + e->len) * kBlockSize;
+    }
+  }
+  for (;;) {
+    const Extent* e = map->Next(pos / kBlockSize);
+    if (!e || e->lblk * kBlockSize > pos || (e->flags & format::kExtentUnwritten)) return std::min(pos, in.size);
+    pos = (e->lblk + e->len) * kBlockSize;
+    if (pos >= in.size) return in.size;
+  }
+}
+
+Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out,
+                                         size_t len) {
+  std::unique_lock lk(mu_);
+  PMEMFS_ASSIGN_OR_RETURN(Inode src, LoadInode(ino_in));
+  if (!S_ISREG(src.mode)) return Err(EINVAL, "copy from a non-regular file");
+  if (off_in >= src.size) return size_t{0};
+  len = std::min<uint64_t>(len, src.size - off_in);
+  if (ino_in == ino_out && off_in < off_out + len && off_out < off_in + len)
+    return Err(EINVAL, "overlapping copy within one file");
+  // Through a bounce buffer: the source blocks are read while the destination allocates.
+  constexpr size_t kChunk = 1 << 20;
+  std::vector<uint8_t> buf(std::min(len, kChunk));
+  size_t done = 0;
+  while (done < len) {
+    size_t n = std::min(kChunk, len - done);
+    PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino_in));
+    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino_in, cur));
+    std::memset(buf.data(), 0, n);
+    for (uint64_t pos = off_in + done, end = pos + n; pos < end;) {
+      const Extent* e = map->Next(pos / kBlockSize);
+      if (!e || e->lblk * kBlockSize >= end) break;
+      pos = std::max(pos, e->lblk * kBlockSize);
+      uint64_t m = std::min(end, (e->lblk + e->len) * kBlockSize) - pos;
+      if (!(e->flags & format::kExtentUnwritten))
+        std::memcpy(buf.data() + (pos - off_in - done), region_->base() + e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), m);
+      pos += m;
+    }
+    PMEMFS_ASSIGN_OR_RETURN(size_t w, WriteLocked(ino_out, off_out + done, buf.data(), n, false));
+    done += w;
+  }
+  return done;
+}
+
+}  // namespace pmemfs::fs

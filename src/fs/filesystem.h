@@ -1,0 +1,213 @@
+// FileSystem: pmemfs's operations over a mounted region, independent of FUSE (the adapter
+// in fuse_ops.cc translates requests to these calls), so the layer is testable without a
+// mount. Every metadata change is one or more journal transactions (Commit); data written
+// by Write is durable when Write returns.
+//
+// Locking. One documented order: mu_ -> cache_mu_ -> allocator -> inode bitmap.
+//   mu_ (shared_mutex): shared for operations that only read (lookup, getattr, read,
+//       readdir, getxattr, lseek), exclusive for every change. A journal commit happens
+//       only under the exclusive lock, so the journal holds one transaction at a time.
+//   cache_mu_: the table of per-inode DRAM state (states_) and lazy loading of extent maps
+//       and directory indexes under the shared lock.
+// Functions ending in Locked require mu_ held exclusively.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.h"
+#include "extent/allocator.h"
+#include "extent/extent_map.h"
+#include "extent/format.h"
+#include "extent/journal.h"
+#include "fs/directory.h"
+#include "pmem/region.h"
+
+namespace pmemfs::fs {
+
+struct MountOptions {
+  bool read_only = false;
+  bool user_immutable = false;  // owners may set/clear the immutable-extents flag
+};
+
+// The caller of an operation, from the FUSE request.
+struct Ctx {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t pid = 0;
+  bool cap_linux_immutable = false;
+};
+
+struct Entry {
+  uint64_t ino = 0;
+  uint64_t generation = 0;
+  struct stat attr {};
+};
+
+// setattr: which fields to change.
+enum SetAttrMask : uint32_t {
+  kSetMode = 1, kSetUid = 2, kSetGid = 4, kSetSize = 8,
+  kSetAtime = 16, kSetMtime = 32, kSetAtimeNow = 64, kSetMtimeNow = 128, kSetCtime = 256,
+};
+struct SetAttrIn {
+  uint32_t mask = 0;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t size = 0;
+  timespec atime{}, mtime{}, ctime{};
+};
+
+struct StatFs {
+  uint64_t block_size, blocks, bfree, files, ffree, namelen;
+};
+
+inline constexpr uint64_t kMaxFileSize = uint64_t{1} << 50;  // 1 PiB
+
+class FileSystem {
+ public:
+  // Reads the superblock (falling back to the backup), replays the journal, loads the
+  // allocators and processes the orphan list. ENODATA when the region holds no pmemfs.
+  static Result<std::unique_ptr<FileSystem>> Mount(std::unique_ptr<pmem::Region> region, MountOptions opts);
+  ~FileSystem();
+
+  const format::Superblock& superblock() const { return sb_; }
+  pmem::Region& region() { return *region_; }
+  bool read_only() const { return read_only_; }
+  // Set when a commit failed or corruption was found: the filesystem refuses changes.
+  std::string error_state() const;
+
+  // ---- namespace ------------------------------------------------------------------------
+  // Operations returning an Entry count one kernel reference (nlookup) on success.
+  Result<Entry> Lookup(uint64_t parent, std::string_view name);
+  void Forget(uint64_t ino, uint64_t nlookup);
+  Result<struct stat> GetAttr(uint64_t ino);
+  Result<struct stat> SetAttr(const Ctx& ctx, uint64_t ino, const SetAttrIn& in);
+  Result<Entry> Mknod(const Ctx& ctx, uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev);
+  Result<Entry> Mkdir(const Ctx& ctx, uint64_t parent, std::string_view name, uint32_t mode);
+  Result<Entry> Symlink(const Ctx& ctx, uint64_t parent, std::string_view name, std::string_view target);
+  Result<Entry> Link(uint64_t ino, uint64_t newparent, std::string_view newname);
+  Status Unlink(uint64_t parent, std::string_view name);
+  Status Rmdir(uint64_t parent, std::string_view name);
+  Status Rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
+                uint32_t flags);
+  Result<std::string> Readlink(uint64_t ino);
+
+  // ---- files ------------------------------------------------------------------------------
+  Status Open(uint64_t ino, int flags);  // counts an open handle
+  void Release(uint64_t ino);
+  // Calls `sink` with the byte ranges that make up [off, off+size) clipped to EOF: pointers
+  // into the region, or nullptr for zeros. The shared lock is held across `sink`, so the
+  // region bytes cannot be freed while the sink (the FUSE reply) reads them.
+  struct Piece {
+    const void* data;  // nullptr: zeros
+    size_t len;
+  };
+  Status Read(uint64_t ino, uint64_t off, uint64_t size, const std::function<void(const std::vector<Piece>&)>& sink);
+  Result<size_t> Write(uint64_t ino, uint64_t off, const void* data, size_t len, bool append);
+  Status Fsync(uint64_t ino);
+  Status Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len);
+  Result<uint64_t> Lseek(uint64_t ino, uint64_t off, int whence);
+  Result<size_t> CopyFileRange(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len);
+
+  // ---- directories --------------------------------------------------------------------------
+  // Calls `emit(name, ino, type, next_cookie)` for the entries from `cookie` on until it
+  // returns false. `.` and `..` come first. With `plus`, each emitted entry except . and ..
+  // counts one kernel reference; `emit` returns false for an entry it could not take.
+  using DirEmit = std::function<bool(std::string_view name, const struct stat& st, uint64_t next_cookie)>;
+  Status ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEmit& emit);
+
+  // ---- extended attributes -------------------------------------------------------------------
+  Status SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> GetXattr(uint64_t ino, std::string_view name);
+  Result<std::vector<std::string>> ListXattr(uint64_t ino);
+  Status RemoveXattr(const Ctx& ctx, uint64_t ino, std::string_view name);
+
+  StatFs Statfs();
+
+ private:
+  struct InodeState {
+    uint64_t nlookup = 0;      // kernel references (FUSE lookup count)
+    uint32_t open_count = 0;   // open handles
+    uint32_t leases = 0;       // direct-mapping leases (immutable-extents files only)
+    std::optional<extent::ExtentMap> extents;  // loaded lazily
+    std::unique_ptr<DirIndex> dir;             // directories, loaded lazily
+  };
+
+  FileSystem(std::unique_ptr<pmem::Region> region, const format::Superblock& sb, MountOptions opts);
+  Status Recover();
+
+  // Inodes.
+  Result<format::Inode> LoadInode(uint64_t ino) const;                // validated
+  format::Inode TxInode(extent::Tx& tx, uint64_t ino) const;           // staged view
+  void PutInode(extent::Tx& tx, uint64_t ino, format::Inode& in);      // seals and stages
+  struct stat ToStat(uint64_t ino, const format::Inode& in) const;
+  Entry MakeEntryLocked(uint64_t ino, const format::Inode& in);       // counts a reference
+  InodeState& StateLocked(uint64_t ino);                              // REQUIRES cache_mu_
+  Result<extent::ExtentMap*> Extents(uint64_t ino, const format::Inode& in);
+  Result<DirIndex*> Dir(uint64_t ino, const format::Inode& in);
+  void DropCaches(extent::Tx& tx, uint64_t ino);  // on abort: the DRAM views reload
+
+  // Commits `tx`; on failure the filesystem turns read-only (sticky error).
+  Status Commit(extent::Tx& tx);
+  Status Writable() const;
+
+  // Namespace helpers (namei.cc).
+  Result<Entry> CreateLocked(const Ctx& ctx, uint64_t parent, std::string_view name, uint32_t mode,
+                             uint64_t rdev, std::string_view symlink_target);
+  Status AddEntryLocked(extent::Tx& tx, uint64_t dir, format::Inode& dir_inode, std::string_view name,
+                        uint64_t ino, uint32_t mode);
+  void DropLinkLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
+  void OrphanAddLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
+  void OrphanRemoveLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
+  Status MaybeFreeLocked(uint64_t ino);
+  Status FreeInodeLocked(uint64_t ino);
+  Result<bool> IsAncestorLocked(uint64_t ancestor, uint64_t dir);
+
+  // Data helpers (file_io.cc).
+  Status TruncateBlocksLocked(uint64_t ino, uint64_t from_lblk);      // batched transactions
+  Status SetSizeLocked(uint64_t ino, uint64_t size);
+  Result<size_t> WriteLocked(uint64_t ino, uint64_t off, const void* data, size_t len, bool append);
+  Status ZeroRangeLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
+                         uint64_t off, uint64_t len);
+  Status AllocateLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
+                        uint64_t lblk, uint64_t nblocks, bool unwritten, uint64_t align);
+
+  // Immutable extents (immutable.cc).
+  // EPERM (logged once per file) when `in` carries the flag: `op` would change its map.
+  Status CheckImmutableChangeLocked(uint64_t ino, const format::Inode& in, const char* op);
+  Status SetVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> GetVirtualXattr(uint64_t ino, std::string_view name);
+  Status RemoveVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name);
+  Status SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t align);
+  Status ClearImmutableLocked(const Ctx& ctx, uint64_t ino);
+  Status PrepareUnitLocked(uint64_t ino, uint64_t unit, uint64_t align_blocks);
+
+  std::unique_ptr<pmem::Region> region_;
+  const format::Superblock sb_;
+  const MountOptions opts_;
+  bool read_only_;
+  extent::Journal journal_;            // GUARDED_BY(mu_ exclusive)
+  extent::BlockAllocator alloc_;
+  extent::InodeBitmap ibitmap_;
+
+  mutable std::shared_mutex mu_;
+  std::mutex cache_mu_;
+  std::unordered_map<uint64_t, std::unique_ptr<InodeState>> states_;  // GUARDED_BY(cache_mu_)
+  mutable std::mutex error_mu_;
+  std::string error_;                  // sticky; GUARDED_BY(error_mu_)
+  std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
+};
+
+// DT_* type of a mode.
+inline uint8_t ModeType(uint32_t mode) { return static_cast<uint8_t>((mode & S_IFMT) >> 12); }
+
+}  // namespace pmemfs::fs

@@ -1,0 +1,495 @@
+// FUSE low-level callbacks. Each is noexcept, replies exactly once, takes its FileSystem from
+// fuse_req_userdata, and turns a Result into a reply. Errors are logged here, once, where
+// they become a reply: unexpected ones (corruption, I/O, read-only) at error level.
+#define FUSE_USE_VERSION 35
+#include "fs/fuse_ops.h"
+
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "fs/immutable.h"
+
+namespace pmemfs::fs {
+namespace {
+
+constexpr double kTimeout = 1.0;  // every change passes through this daemon's kernel mount
+
+FileSystem& Fs(fuse_req_t req) { return *static_cast<FileSystem*>(fuse_req_userdata(req)); }
+
+bool HasCapLinuxImmutable(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) == 0) {
+      uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
+      return caps & (1ull << 9);  // CAP_LINUX_IMMUTABLE
+    }
+  }
+  return false;
+}
+
+Ctx MakeCtx(fuse_req_t req, bool want_caps = false) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  Ctx ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), false};
+  if (want_caps) ctx.cap_linux_immutable = HasCapLinuxImmutable(c->pid);
+  return ctx;
+}
+
+bool Expected(int code) {
+  switch (code) {
+    case ENOENT: case EEXIST: case ENOTEMPTY: case ENOTDIR: case EISDIR: case ENODATA: case ERANGE:
+    case EPERM: case EINVAL: case ENAMETOOLONG: case ENOSPC: case EXDEV: case EOPNOTSUPP: case ENXIO:
+    case EFBIG: case EBUSY: case E2BIG: case EMLINK: case EACCES: case ENOTTY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void ReplyErr(fuse_req_t req, const Error& e, const char* op, uint64_t ino) {
+  if (Expected(e.code)) spdlog::debug("{} inode {}: {}", op, ino, e.Message());
+  else spdlog::error("{} inode {}: {}", op, ino, e.Message());
+  fuse_reply_err(req, e.code);
+}
+
+// Runs `body`; an exception (allocation failure) becomes an error reply, never a crash.
+template <typename F>
+void Guard(fuse_req_t req, const char* op, F&& body) noexcept {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    spdlog::error("{}: out of memory", op);
+    fuse_reply_err(req, ENOMEM);
+  } catch (...) {
+    spdlog::error("{}: internal error", op);
+    fuse_reply_err(req, EIO);
+  }
+}
+
+void ReplyEntry(fuse_req_t req, const Result<Entry>& r, const char* op, uint64_t ino) {
+  if (!r.ok()) return ReplyErr(req, r.error(), op, ino);
+  fuse_entry_param e{};
+  e.ino = r->ino;
+  e.generation = r->generation;
+  e.attr = r->attr;
+  e.attr_timeout = kTimeout;
+  e.entry_timeout = kTimeout;
+  if (fuse_reply_entry(req, &e) != 0) Fs(req).Forget(r->ino, 1);  // the kernel never got it
+}
+
+void ReplyStatus(fuse_req_t req, const Status& s, const char* op, uint64_t ino) {
+  if (!s.ok()) return ReplyErr(req, s.error(), op, ino);
+  fuse_reply_err(req, 0);
+}
+
+// ---- callbacks ----------------------------------------------------------------------------
+
+void Init(void* userdata, fuse_conn_info* conn) {
+  auto* fs = static_cast<FileSystem*>(userdata);
+  // Durability on write(): no write-back cache, every write reaches the daemon before it returns.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+  conn->max_write = 1 << 20;
+  conn->max_readahead = 1 << 20;
+  conn->time_gran = 1;
+  spdlog::info("pmemfs mounted: {} ({})", fs->region().Describe(), fs->read_only() ? "read-only" : "read-write");
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  Guard(req, "lookup", [&] { ReplyEntry(req, Fs(req).Lookup(parent, name), "lookup", parent); });
+}
+
+void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) noexcept {
+  try {
+    Fs(req).Forget(ino, nlookup);
+  } catch (...) {
+    spdlog::error("forget inode {}: internal error", ino);
+  }
+  fuse_reply_none(req);
+}
+
+void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) noexcept {
+  try {
+    for (size_t i = 0; i < count; ++i) Fs(req).Forget(forgets[i].ino, forgets[i].nlookup);
+  } catch (...) {
+    spdlog::error("forget_multi: internal error");
+  }
+  fuse_reply_none(req);
+}
+
+void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  Guard(req, "getattr", [&] {
+    auto r = Fs(req).GetAttr(ino);
+    if (!r.ok()) return ReplyErr(req, r.error(), "getattr", ino);
+    fuse_reply_attr(req, &*r, kTimeout);
+  });
+}
+
+void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) noexcept {
+  Guard(req, "setattr", [&] {
+    SetAttrIn in;
+    if (to_set & FUSE_SET_ATTR_MODE) in.mask |= kSetMode, in.mode = attr->st_mode;
+    if (to_set & FUSE_SET_ATTR_UID) in.mask |= kSetUid, in.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) in.mask |= kSetGid, in.gid = attr->st_gid;
+    if (to_set & FUSE_SET_ATTR_SIZE) in.mask |= kSetSize, in.size = static_cast<uint64_t>(attr->st_size);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) in.mask |= kSetAtimeNow;
+    else if (to_set & FUSE_SET_ATTR_ATIME) in.mask |= kSetAtime, in.atime = attr->st_atim;
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) in.mask |= kSetMtimeNow;
+    else if (to_set & FUSE_SET_ATTR_MTIME) in.mask |= kSetMtime, in.mtime = attr->st_mtim;
+    if (to_set & FUSE_SET_ATTR_CTIME) in.mask |= kSetCtime, in.ctime = attr->st_ctim;
+    if ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size < 0) return (void)fuse_reply_err(req, EINVAL);
+    auto r = Fs(req).SetAttr(MakeCtx(req), ino, in);
+    if (!r.ok()) return ReplyErr(req, r.error(), "setattr", ino);
+    fuse_reply_attr(req, &*r, kTimeout);
+  });
+}
+
+void Readlink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  Guard(req, "readlink", [&] {
+    auto r = Fs(req).Readlink(ino);
+    if (!r.ok()) return ReplyErr(req, r.error(), "readlink", ino);
+    fuse_reply_readlink(req, r->c_str());
+  });
+}
+
+void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) noexcept {
+  Guard(req, "mknod", [&] { ReplyEntry(req, Fs(req).Mknod(MakeCtx(req), parent, name, mode, rdev), "mknod", parent); });
+}
+
+void Mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) noexcept {
+  Guard(req, "mkdir", [&] { ReplyEntry(req, Fs(req).Mkdir(MakeCtx(req), parent, name, mode), "mkdir", parent); });
+}
+
+void Symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) noexcept {
+  Guard(req, "symlink", [&] { ReplyEntry(req, Fs(req).Symlink(MakeCtx(req), parent, name, link), "symlink", parent); });
+}
+
+void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) noexcept {
+  Guard(req, "link", [&] { ReplyEntry(req, Fs(req).Link(ino, newparent, newname), "link", ino); });
+}
+
+void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  Guard(req, "unlink", [&] { ReplyStatus(req, Fs(req).Unlink(parent, name), "unlink", parent); });
+}
+
+void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  Guard(req, "rmdir", [&] { ReplyStatus(req, Fs(req).Rmdir(parent, name), "rmdir", parent); });
+}
+
+void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+            unsigned int flags) noexcept {
+  Guard(req, "rename", [&] {
+    ReplyStatus(req, Fs(req).Rename(parent, name, newparent, newname, flags), "rename", parent);
+  });
+}
+
+void SetOpenFlags(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
+  // Files with immutable extents bypass the page cache: the direct mapping and read()/write()
+  // through the mount then see the same bytes at once.
+  auto v = fs.GetXattr(ino, kImmutableXattr);
+  if (v.ok() && *v != "0") fi->direct_io = 1;
+  else fi->keep_cache = 1;
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Guard(req, "open", [&] {
+    FileSystem& fs = Fs(req);
+    Status s = fs.Open(ino, fi->flags);
+    if (!s.ok()) return ReplyErr(req, s.error(), "open", ino);
+    SetOpenFlags(fs, ino, fi);
+    if (fuse_reply_open(req, fi) != 0) fs.Release(ino);
+  });
+}
+
+void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) noexcept {
+  Guard(req, "create", [&] {
+    FileSystem& fs = Fs(req);
+    auto r = fs.Mknod(MakeCtx(req), parent, name, S_IFREG | (mode & 07777), 0);
+    if (!r.ok()) return ReplyErr(req, r.error(), "create", parent);
+    Status s = fs.Open(r->ino, fi->flags);
+    if (!s.ok()) {
+      fs.Forget(r->ino, 1);
+      return ReplyErr(req, s.error(), "create", r->ino);
+    }
+    fi->keep_cache = 1;
+    fuse_entry_param e{};
+    e.ino = r->ino;
+    e.generation = r->generation;
+    e.attr = r->attr;
+    e.attr_timeout = kTimeout;
+    e.entry_timeout = kTimeout;
+    if (fuse_reply_create(req, &e, fi) != 0) {
+      fs.Release(r->ino);
+      fs.Forget(r->ino, 1);
+    }
+  });
+}
+
+// Zeros for holes, shared by every read reply.
+alignas(4096) const uint8_t kZeros[256 << 10] = {};
+
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
+  Guard(req, "read", [&] {
+    if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+    Status s = Fs(req).Read(ino, static_cast<uint64_t>(off), size, [&](const std::vector<FileSystem::Piece>& pieces) {
+      std::vector<iovec> iov;
+      iov.reserve(pieces.size() + 4);
+      for (const auto& p : pieces) {
+        if (p.data) {
+          iov.push_back(iovec{const_cast<void*>(p.data), p.len});
+          continue;
+        }
+        for (size_t left = p.len; left > 0;) {
+          size_t n = std::min(left, sizeof(kZeros));
+          iov.push_back(iovec{const_cast<uint8_t*>(kZeros), n});
+          left -= n;
+        }
+      }
+      fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+    });
+    if (!s.ok()) ReplyErr(req, s.error(), "read", ino);
+  });
+}
+
+void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  Guard(req, "write", [&] {
+    if (off < 0) return (void)fuse_reply_err(req, EINVAL);
+    auto r = Fs(req).Write(ino, static_cast<uint64_t>(off), buf, size, (fi->flags & O_APPEND) && false);
+    if (!r.ok()) return ReplyErr(req, r.error(), "write", ino);
+    fuse_reply_write(req, *r);
+  });
+}
+
+void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
+
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  Guard(req, "release", [&] {
+    Fs(req).Release(ino);
+    fuse_reply_err(req, 0);
+  });
+}
+
+void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) noexcept {
+  Guard(req, "fsync", [&] { ReplyStatus(req, Fs(req).Fsync(ino), "fsync", ino); });
+}
+
+void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Guard(req, "opendir", [&] {
+    auto r = Fs(req).GetAttr(ino);
+    if (!r.ok()) return ReplyErr(req, r.error(), "opendir", ino);
+    if (!S_ISDIR(r->st_mode)) return (void)fuse_reply_err(req, ENOTDIR);
+    fuse_reply_open(req, fi);
+  });
+}
+
+void DoReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  std::vector<char> buf(size);
+  size_t used = 0;
+  FileSystem& fs = Fs(req);
+  Status s = fs.ReadDir(ino, static_cast<uint64_t>(off), plus,
+                        [&](std::string_view name, const struct stat& st, uint64_t next) {
+                          std::string n(name);
+                          size_t len;
+                          if (plus) {
+                            fuse_entry_param e{};
+                            e.attr = st;
+                            if (n != "." && n != "..") {
+                              e.ino = st.st_ino;
+                              e.attr_timeout = e.entry_timeout = kTimeout;
+                            }
+                            len = fuse_add_direntry_plus(req, buf.data() + used, size - used, n.c_str(), &e,
+                                                         static_cast<off_t>(next));
+                          } else {
+                            len = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(), &st,
+                                                    static_cast<off_t>(next));
+                          }
+                          if (len > size - used) return false;
+                          used += len;
+                          return true;
+                        });
+  if (!s.ok()) return ReplyErr(req, s.error(), "readdir", ino);
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
+  Guard(req, "readdir", [&] { DoReadDir(req, ino, size, off, false); });
+}
+
+void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
+  Guard(req, "readdirplus", [&] { DoReadDir(req, ino, size, off, true); });
+}
+
+void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
+void FsyncDir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
+
+void Statfs(fuse_req_t req, fuse_ino_t) noexcept {
+  Guard(req, "statfs", [&] {
+    StatFs s = Fs(req).Statfs();
+    struct statvfs v {};
+    v.f_bsize = v.f_frsize = s.block_size;
+    v.f_blocks = s.blocks;
+    v.f_bfree = v.f_bavail = s.bfree;
+    v.f_files = s.files;
+    v.f_ffree = v.f_favail = s.ffree;
+    v.f_namemax = s.namelen;
+    fuse_reply_statfs(req, &v);
+  });
+}
+
+void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) noexcept {
+  Guard(req, "setxattr", [&] {
+    ReplyStatus(req, Fs(req).SetXattr(MakeCtx(req, IsVirtualXattr(name)), ino, name, std::string_view(value, size), flags),
+                "setxattr", ino);
+  });
+}
+
+void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  Guard(req, "getxattr", [&] {
+    auto r = Fs(req).GetXattr(ino, name);
+    if (!r.ok()) return ReplyErr(req, r.error(), "getxattr", ino);
+    if (size == 0) return (void)fuse_reply_xattr(req, r->size());
+    if (r->size() > size) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, r->data(), r->size());
+  });
+}
+
+void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  Guard(req, "listxattr", [&] {
+    auto r = Fs(req).ListXattr(ino);
+    if (!r.ok()) return ReplyErr(req, r.error(), "listxattr", ino);
+    std::string out;
+    for (const auto& n : *r) out.append(n).push_back('\0');
+    if (size == 0) return (void)fuse_reply_xattr(req, out.size());
+    if (out.size() > size) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, out.data(), out.size());
+  });
+}
+
+void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
+  Guard(req, "removexattr", [&] {
+    ReplyStatus(req, Fs(req).RemoveXattr(MakeCtx(req, IsVirtualXattr(name)), ino, name), "removexattr", ino);
+  });
+}
+
+void Access(fuse_req_t req, fuse_ino_t ino, int) noexcept {
+  // default_permissions: the kernel checks modes; only existence is ours to answer.
+  Guard(req, "access", [&] {
+    auto r = Fs(req).GetAttr(ino);
+    ReplyStatus(req, r.ok() ? Status() : Status(r.error()), "access", ino);
+  });
+}
+
+void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) noexcept {
+  Guard(req, "fallocate", [&] {
+    if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
+    ReplyStatus(req, Fs(req).Fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)),
+                "fallocate", ino);
+  });
+}
+
+void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
+  Guard(req, "lseek", [&] {
+    if (off < 0) return (void)fuse_reply_err(req, ENXIO);
+    auto r = Fs(req).Lseek(ino, static_cast<uint64_t>(off), whence);
+    if (!r.ok()) return ReplyErr(req, r.error(), "lseek", ino);
+    fuse_reply_lseek(req, static_cast<off_t>(*r));
+  });
+}
+
+void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*, fuse_ino_t ino_out,
+                   off_t off_out, fuse_file_info*, size_t len, int flags) noexcept {
+  Guard(req, "copy_file_range", [&] {
+    if (flags != 0 || off_in < 0 || off_out < 0) return (void)fuse_reply_err(req, EINVAL);
+    auto r = Fs(req).CopyFileRange(ino_in, static_cast<uint64_t>(off_in), ino_out, static_cast<uint64_t>(off_out), len);
+    if (!r.ok()) return ReplyErr(req, r.error(), "copy_file_range", ino_out);
+    fuse_reply_write(req, *r);
+  });
+}
+
+fuse_lowlevel_ops MakeOps() {
+  fuse_lowlevel_ops ops{};
+  ops.init = Init;
+  ops.lookup = Lookup;
+  ops.forget = Forget;
+  ops.forget_multi = ForgetMulti;
+  ops.getattr = GetAttr;
+  ops.setattr = SetAttr;
+  ops.readlink = Readlink;
+  ops.mknod = Mknod;
+  ops.mkdir = Mkdir;
+  ops.unlink = Unlink;
+  ops.rmdir = Rmdir;
+  ops.symlink = Symlink;
+  ops.rename = Rename;
+  ops.link = Link;
+  ops.open = Open;
+  ops.read = Read;
+  ops.write = Write;
+  ops.flush = Flush;
+  ops.release = Release;
+  ops.fsync = Fsync;
+  ops.opendir = OpenDir;
+  ops.readdir = ReadDir;
+  ops.readdirplus = ReadDirPlus;
+  ops.releasedir = ReleaseDir;
+  ops.fsyncdir = FsyncDir;
+  ops.statfs = Statfs;
+  ops.setxattr = SetXattr;
+  ops.getxattr = GetXattr;
+  ops.listxattr = ListXattr;
+  ops.removexattr = RemoveXattr;
+  ops.access = Access;
+  ops.create = Create;
+  ops.fallocate = Fallocate;
+  ops.lseek = Lseek;
+  ops.copy_file_range = CopyFileRange;
+  return ops;
+}
+
+}  // namespace
+
+int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
+  std::vector<std::string> argv_s = {"pmemfs"};
+  if (opts.debug) argv_s.push_back("-d");
+  for (const auto& o : opts.fuse_opts) {
+    argv_s.push_back("-o");
+    argv_s.push_back(o);
+  }
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_lowlevel_ops ops = MakeOps();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+  if (!se) {
+    spdlog::error("cannot create the FUSE session (bad -o option?)");
+    return 1;
+  }
+  int rc = 1;
+  if (fuse_set_signal_handlers(se) == 0) {
+    if (fuse_session_mount(se, opts.mountpoint.c_str()) == 0) {
+      if (fuse_daemonize(opts.foreground ? 1 : 0) == 0) {
+        if (opts.on_mounted) opts.on_mounted();
+        fuse_loop_config* cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(cfg, 0);
+        fuse_loop_cfg_set_max_threads(cfg, 16);
+        rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+        fuse_loop_cfg_destroy(cfg);
+      }
+      fuse_session_unmount(se);
+    } else {
+      spdlog::error("cannot mount on {}", opts.mountpoint);
+    }
+    fuse_remove_signal_handlers(se);
+  }
+  fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
+  return rc;
+}
+
+}  // namespace pmemfs::fs

@@ -1,0 +1,258 @@
+// Immutable extents: setting the flag prepares the file for direct mapping (holes and
+// unwritten extents become zeroed written blocks; units of the alignment that are not one
+// aligned physical run are copied to one), then records the flag. While it is set, every
+// operation that would change the map or the size is refused with EPERM.
+#include "fs/immutable.h"
+
+#include <linux/capability.h>
+#include <spdlog/spdlog.h>
+#include <sys/xattr.h>
+
+#include <bit>
+#include <charconv>
+#include <cstring>
+
+#include "extent/records.h"
+#include "fs/filesystem.h"
+
+namespace pmemfs::fs {
+
+using extent::ExtentMap;
+using extent::Run;
+using extent::Tx;
+using format::Extent;
+using format::Inode;
+using format::kBlockSize;
+
+Result<uint64_t> ParseAlignment(std::string_view v, uint64_t region_align) {
+  while (!v.empty() && (v.back() == '\n' || v.back() == '\0')) v.remove_suffix(1);
+  if (v == "0") return uint64_t{0};
+  if (v == "1") return std::max<uint64_t>(region_align, kBlockSize);
+  uint64_t mult = 1;
+  if (!v.empty()) {
+    switch (v.back()) {
+      case 'K': case 'k': mult = 1ull << 10; break;
+      case 'M': case 'm': mult = 1ull << 20; break;
+      case 'G': case 'g': mult = 1ull << 30; break;
+      default: break;
+    }
+    if (mult != 1) v.remove_suffix(1);
+  }
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n == 0 || n > (1ull << 30) / mult)
+    return Err(EINVAL, "immutable_extents: not 0, 1 or a size");
+  n *= mult;
+  if (!std::has_single_bit(n) || n < kBlockSize) return Err(EINVAL, "immutable_extents: alignment must be a power of two >= 4K");
+  return n;
+}
+
+std::string FormatSize(uint64_t b) {
+  if (b >= (1ull << 30) && b % (1ull << 30) == 0) return std::to_string(b >> 30) + "G";
+  if (b >= (1ull << 20) && b % (1ull << 20) == 0) return std::to_string(b >> 20) + "M";
+  if (b >= (1ull << 10) && b % (1ull << 10) == 0) return std::to_string(b >> 10) + "K";
+  return std::to_string(b);
+}
+
+Status FileSystem::CheckImmutableChangeLocked(uint64_t ino, const Inode& in, const char* op) {
+  if (!(in.flags & format::kInodeImmutableExtents)) return Ok();
+  std::lock_guard lk(error_mu_);
+  auto [it, inserted] = refusals_logged_.emplace(ino, in.generation);
+  if (inserted || it->second != in.generation) {
+    it->second = in.generation;
+    spdlog::info("inode {}: {} refused: the file has immutable extents", ino, op);
+  }
+  return Err(EPERM, "file has immutable extents");
+}
+
+Result<std::string> FileSystem::GetVirtualXattr(uint64_t ino, std::string_view name) {
+  std::shared_lock lk(mu_);
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (name == kImmutableXattr) {
+    if (!S_ISREG(in.mode)) return Err(ENODATA, "only regular files carry immutable extents");
+    if (!(in.flags & format::kInodeImmutableExtents)) return std::string("0");
+    return FormatSize(uint64_t{1} << in.align_shift);
+  }
+  // kExtentsXattr: "LOGICAL REGION LENGTH FLAGS" per extent, in bytes.
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  std::string out;
+  for (const auto& [lblk, entry] : map->entries()) {
+    const Extent& e = entry.e;
+    out += std::to_string(e.lblk * kBlockSize) + " " + std::to_string(e.pblk * kBlockSize) + " " +
+           std::to_string(uint64_t{e.len} * kBlockSize) + " " +
+           ((e.flags & format::kExtentUnwritten) ? "unwritten" : "-") + "\n";
+  }
+  return out;
+}
+
+Status FileSystem::SetVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name, std::string_view value,
+                                   int flags) {
+  if (name == kExtentsXattr) return Err(EPERM, "user.pmemfs.extents is read-only");
+  if (flags & XATTR_CREATE) return Err(EEXIST, "immutable_extents always exists");
+  PMEMFS_ASSIGN_OR_RETURN(uint64_t align, ParseAlignment(value, region_->alignment()));
+  std::unique_lock lk(mu_);
+  PMEMFS_TRY(Writable());
+  return align ? SetImmutableLocked(ctx, ino, align) : ClearImmutableLocked(ctx, ino);
+}
+
+Status FileSystem::RemoveVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name) {
+  if (name == kExtentsXattr) return Err(EPERM, "user.pmemfs.extents is read-only");
+  std::unique_lock lk(mu_);
+  PMEMFS_TRY(Writable());
+  return ClearImmutableLocked(ctx, ino);
+}
+
+static Status MayChangeFlag(const Ctx& ctx, const Inode& in, bool user_immutable) {
+  if (!S_ISREG(in.mode)) return Err(EINVAL, "immutable extents apply to regular files only");
+  if (ctx.cap_linux_immutable) return Ok();
+  if (user_immutable && ctx.uid == in.uid) return Ok();
+  return Err(EPERM, "changing immutable extents needs CAP_LINUX_IMMUTABLE (or -o user_immutable as owner)");
+}
+
+Status FileSystem::ClearImmutableLocked(const Ctx& ctx, uint64_t ino) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  PMEMFS_TRY(MayChangeFlag(ctx, in, opts_.user_immutable));
+  if (!(in.flags & format::kInodeImmutableExtents)) return Ok();
+  {
+    std::lock_guard cl(cache_mu_);
+    auto it = states_.find(ino);
+    if (it != states_.end() && it->second->leases > 0) return Err(EBUSY, "the file is directly mapped");
+  }
+  Tx tx(*region_);
+  in.flags &= ~format::kInodeImmutableExtents;
+  in.align_shift = 0;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  in.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
+  PutInode(tx, ino, in);
+  return Commit(tx);
+}
+
+namespace {
+
+// True when logical unit [lo, lo+a) is one physical run starting at a multiple of `a`.
+bool UnitAligned(const ExtentMap& map, uint64_t lo, uint64_t a) {
+  uint64_t start = 0;
+  for (uint64_t pos = lo; pos < lo + a;) {
+    const Extent* e = map.Next(pos);
+    if (!e || e->lblk > pos) return false;
+    uint64_t p = e->pblk + (pos - e->lblk);
+    if (pos == lo) {
+      if (p % a) return false;
+      start = p;
+    } else if (p != start + (pos - lo)) {
+      return false;
+    }
+    pos = std::min(lo + a, e->lblk + e->len);
+  }
+  return true;
+}
+
+}  // namespace
+
+Status FileSystem::PrepareUnitLocked(uint64_t ino, uint64_t lo, uint64_t a) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(Run r, alloc_.Reserve(a, 0, a, true));
+  Tx tx(*region_);
+  DropCaches(tx, ino);
+  alloc_.StageUse(tx, r);
+  // Copy the unit's contents (zeros for holes and unwritten blocks) into the new run; it is
+  // unreachable until the commit, whose first fence drains these stores.
+  for (uint64_t pos = lo; pos < lo + a;) {
+    const Extent* e = map->Next(pos);
+    uint64_t dst = (r.start + (pos - lo)) * kBlockSize;
+    if (!e || e->lblk >= lo + a) {
+      region_->ZeroFlush(dst, (lo + a - pos) * kBlockSize);
+      break;
+    }
+    if (e->lblk > pos) {
+      region_->ZeroFlush(dst, (e->lblk - pos) * kBlockSize);
+      pos = e->lblk;
+      continue;
+    }
+    uint64_t n = std::min(lo + a, e->lblk + e->len) - pos;
+    dst = (r.start + (pos - lo)) * kBlockSize;
+    if (e->flags & format::kExtentUnwritten) region_->ZeroFlush(dst, n * kBlockSize);
+    else region_->CopyFlush(dst, region_->base() + (e->pblk + (pos - e->lblk)) * kBlockSize, n * kBlockSize);
+    pos += n;
+  }
+  std::vector<Run> freed;
+  PMEMFS_TRY(map->Remove(tx, in, lo, a, &freed, alloc_));
+  for (const Run& f : freed) {
+    alloc_.StageFree(tx, f);
+    in.blocks -= f.len;
+  }
+  PMEMFS_TRY(map->Insert(tx, in, Extent{lo, r.start, static_cast<uint32_t>(a), 0}, alloc_));
+  in.blocks += a;
+  PutInode(tx, ino, in);
+  return Commit(tx);
+}
+
+Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t align) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  PMEMFS_TRY(MayChangeFlag(ctx, in, opts_.user_immutable));
+  uint8_t shift = static_cast<uint8_t>(std::countr_zero(align));
+  if (in.flags & format::kInodeImmutableExtents) {
+    if (in.align_shift == shift) return Ok();
+    std::lock_guard cl(cache_mu_);
+    auto it = states_.find(ino);
+    if (it != states_.end() && it->second->leases > 0) return Err(EBUSY, "the file is directly mapped");
+  }
+  const uint64_t a = align / kBlockSize;
+  const uint64_t units = (in.size + align - 1) / align;
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+
+  // Space first, so that ENOSPC changes nothing: a conservative count of the blocks needed.
+  uint64_t need = 0;
+  for (uint64_t u = 0; u < units; ++u) {
+    if (!UnitAligned(*map, u * a, a)) need += a;
+  }
+  if (need > alloc_.free_blocks()) return Err(ENOSPC, "no space to prepare immutable extents");
+
+  // Each step is one transaction that keeps the file's contents; the flag comes last, so a
+  // crash part-way leaves the same contents and no flag.
+  for (uint64_t u = 0; u < units; ++u) {
+    PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino));
+    PMEMFS_ASSIGN_OR_RETURN(map, Extents(ino, cur));
+    bool aligned = UnitAligned(*map, u * a, a);
+    bool unwritten = false;
+    for (uint64_t pos = u * a; aligned && pos < (u + 1) * a;) {
+      const Extent* e = map->Next(pos);
+      unwritten |= (e->flags & format::kExtentUnwritten) != 0;
+      pos = e->lblk + e->len;
+    }
+    if (aligned && !unwritten) continue;
+    if (aligned) {
+      // Zero the unwritten blocks in place and mark them written.
+      Tx tx(*region_);
+      DropCaches(tx, ino);
+      for (uint64_t pos = u * a; pos < (u + 1) * a;) {
+        const Extent* e = map->Next(pos);
+        uint64_t n = std::min((u + 1) * a, e->lblk + e->len) - pos;
+        if (e->flags & format::kExtentUnwritten)
+          region_->ZeroFlush((e->pblk + (pos - e->lblk)) * kBlockSize, n * kBlockSize);
+        pos += n;
+      }
+      PMEMFS_TRY(map->SetFlags(tx, cur, u * a, a, 0, alloc_));
+      PutInode(tx, ino, cur);
+      PMEMFS_TRY(Commit(tx));
+      continue;
+    }
+    PMEMFS_TRY(PrepareUnitLocked(ino, u * a, a));
+  }
+
+  PMEMFS_ASSIGN_OR_RETURN(Inode fin, LoadInode(ino));
+  Tx tx(*region_);
+  fin.flags |= format::kInodeImmutableExtents;
+  fin.align_shift = shift;
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  fin.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
+  PutInode(tx, ino, fin);
+  PMEMFS_TRY(Commit(tx));
+  spdlog::info("inode {}: immutable extents set, alignment {}", ino, FormatSize(align));
+  return Ok();
+}
+
+}  // namespace pmemfs::fs
