@@ -34,6 +34,9 @@ class Journal {
   // EFBIG when the transaction exceeds the log (nothing is written). EROFS on a read-only region.
   Status Commit(Tx& tx);
 
+  // Writes an empty committed log (clean shutdown): the next Recover() replays nothing.
+  Status Checkpoint();
+
   uint64_t capacity() const { return size_ - sizeof(format::JournalHeader); }
   uint64_t seq() const { return seq_; }
 

@@ -22,7 +22,10 @@ FileSystem::FileSystem(std::unique_ptr<pmem::Region> region, const format::Super
       alloc_(*region_, sb_),
       ibitmap_(*region_, sb_) {}
 
-FileSystem::~FileSystem() = default;
+FileSystem::~FileSystem() {
+  std::unique_lock lk(mu_);
+  if (!read_only_ && Writable().ok()) (void)journal_.Checkpoint();
+}
 
 Result<std::unique_ptr<FileSystem>> FileSystem::Mount(std::unique_ptr<pmem::Region> region, MountOptions opts) {
   PMEMFS_ASSIGN_OR_RETURN(extent::LoadedSuperblock loaded, extent::ReadSuperblock(*region));
