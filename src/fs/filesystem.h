@@ -133,6 +133,21 @@ class FileSystem {
 
   StatFs Statfs();
 
+  // ---- direct mapping (src/common/lease_protocol.h) ---------------------------------------
+  struct LeaseExtent {
+    uint64_t file_off, region_off, len;  // bytes
+  };
+  struct LeaseInfo {
+    uint64_t file_size = 0;
+    uint64_t align = 0;
+    std::vector<LeaseExtent> extents;
+  };
+  // The file's map for a direct mapping. With `take`, counts a lease: until DropLease the
+  // map cannot change (clearing the flag answers EBUSY). EINVAL without immutable extents.
+  Result<LeaseInfo> Lease(uint64_t ino, bool take);
+  void DropLease(uint64_t ino);
+  bool HasImmutableExtents(uint64_t ino);
+
  private:
   struct InodeState {
     uint64_t nlookup = 0;      // kernel references (FUSE lookup count)

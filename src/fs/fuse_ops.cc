@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/lease_protocol.h"
 #include "fs/immutable.h"
 
 namespace pmemfs::fs {
@@ -189,12 +190,29 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
   });
 }
 
+// Per open file handle (fi->fh).
+struct Handle {
+  bool lease = false;  // this handle holds a direct-mapping lease
+};
+
+Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
+
 void SetOpenFlags(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
   // Files with immutable extents bypass the page cache: the direct mapping and read()/write()
-  // through the mount then see the same bytes at once.
-  auto v = fs.GetXattr(ino, kImmutableXattr);
-  if (v.ok() && *v != "0") fi->direct_io = 1;
+  // through the mount then see the same bytes at once. A plain shared mmap of such a file
+  // without libpmemfs fails with ENODEV (the kernel refuses it on direct-I/O files) rather
+  // than serving stale pages.
+  if (fs.HasImmutableExtents(ino)) fi->direct_io = 1;
   else fi->keep_cache = 1;
+  fi->fh = reinterpret_cast<uint64_t>(new Handle());
+}
+
+void ReleaseHandle(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
+  Handle* h = HandleOf(fi);
+  if (h && h->lease) fs.DropLease(ino);
+  delete h;
+  fi->fh = 0;
+  fs.Release(ino);
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
@@ -203,7 +221,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     Status s = fs.Open(ino, fi->flags);
     if (!s.ok()) return ReplyErr(req, s.error(), "open", ino);
     SetOpenFlags(fs, ino, fi);
-    if (fuse_reply_open(req, fi) != 0) fs.Release(ino);
+    if (fuse_reply_open(req, fi) != 0) ReleaseHandle(fs, ino, fi);
   });
 }
 
@@ -217,7 +235,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
       fs.Forget(r->ino, 1);
       return ReplyErr(req, s.error(), "create", r->ino);
     }
-    fi->keep_cache = 1;
+    SetOpenFlags(fs, r->ino, fi);
     fuse_entry_param e{};
     e.ino = r->ino;
     e.generation = r->generation;
@@ -225,7 +243,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     e.attr_timeout = kTimeout;
     e.entry_timeout = kTimeout;
     if (fuse_reply_create(req, &e, fi) != 0) {
-      fs.Release(r->ino);
+      ReleaseHandle(fs, r->ino, fi);
       fs.Forget(r->ino, 1);
     }
   });
@@ -268,9 +286,9 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
 
 void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
 
-void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Guard(req, "release", [&] {
-    Fs(req).Release(ino);
+    ReleaseHandle(Fs(req), ino, fi);
     fuse_reply_err(req, 0);
   });
 }
@@ -412,6 +430,42 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_in
   });
 }
 
+void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi, unsigned flags,
+           const void* in_buf, size_t in_bufsz, size_t out_bufsz) noexcept {
+  Guard(req, "ioctl", [&] {
+    if (cmd != PMEMFS_IOC_LEASE || (flags & FUSE_IOCTL_COMPAT)) return (void)fuse_reply_err(req, ENOTTY);
+    if (in_bufsz < sizeof(pmemfs_lease_req) || out_bufsz < sizeof(pmemfs_lease_reply))
+      return (void)fuse_reply_err(req, EINVAL);
+    pmemfs_lease_req q;
+    std::memcpy(&q, in_buf, sizeof(q));
+    if (q.version != PMEMFS_LEASE_VERSION) return (void)fuse_reply_err(req, EINVAL);
+    FileSystem& fs = Fs(req);
+    Handle* h = HandleOf(fi);
+    bool take = h && !h->lease;
+    auto info = fs.Lease(ino, take);
+    if (!info.ok()) return ReplyErr(req, info.error(), "lease", ino);
+    if (take) h->lease = true;
+    if (q.first_extent > info->extents.size()) return (void)fuse_reply_err(req, ERANGE);
+    auto r = std::make_unique<pmemfs_lease_reply>();
+    std::memset(r.get(), 0, sizeof(*r));
+    r->version = PMEMFS_LEASE_VERSION;
+    r->granularity = static_cast<uint32_t>(fs.region().granularity());
+    std::memcpy(r->uuid, fs.superblock().uuid, sizeof(r->uuid));
+    std::snprintf(r->region_path, sizeof(r->region_path), "%s", fs.region().path().c_str());
+    r->region_size = fs.region().size();
+    r->file_size = info->file_size;
+    r->align = info->align;
+    r->total_extents = info->extents.size();
+    r->first_extent = q.first_extent;
+    for (size_t i = q.first_extent; i < info->extents.size() && r->count < PMEMFS_LEASE_EXTENTS; ++i) {
+      const auto& e = info->extents[i];
+      r->extents[r->count++] = pmemfs_lease_extent{e.file_off, e.region_off, e.len};
+    }
+    spdlog::debug("lease inode {}: {} extents from {}", ino, r->count, q.first_extent);
+    fuse_reply_ioctl(req, 0, r.get(), sizeof(*r));
+  });
+}
+
 fuse_lowlevel_ops MakeOps() {
   fuse_lowlevel_ops ops{};
   ops.init = Init;
@@ -448,6 +502,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.create = Create;
   ops.fallocate = Fallocate;
   ops.lseek = Lseek;
+  ops.ioctl = Ioctl;
   ops.copy_file_range = CopyFileRange;
   return ops;
 }

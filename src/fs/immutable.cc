@@ -256,3 +256,38 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
 }
 
 }  // namespace pmemfs::fs
+
+namespace pmemfs::fs {
+
+Result<FileSystem::LeaseInfo> FileSystem::Lease(uint64_t ino, bool take) {
+  std::shared_lock lk(mu_);
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (!(in.flags & format::kInodeImmutableExtents)) return Err(EINVAL, "file has no immutable extents");
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  LeaseInfo info;
+  info.file_size = in.size;
+  info.align = uint64_t{1} << in.align_shift;
+  for (const auto& [lblk, entry] : map->entries()) {
+    const Extent& e = entry.e;
+    info.extents.push_back({e.lblk * kBlockSize, e.pblk * kBlockSize, uint64_t{e.len} * kBlockSize});
+  }
+  if (take) {
+    std::lock_guard cl(cache_mu_);
+    StateLocked(ino).leases++;
+  }
+  return info;
+}
+
+void FileSystem::DropLease(uint64_t ino) {
+  std::lock_guard cl(cache_mu_);
+  auto it = states_.find(ino);
+  if (it != states_.end() && it->second->leases > 0) it->second->leases--;
+}
+
+bool FileSystem::HasImmutableExtents(uint64_t ino) {
+  std::shared_lock lk(mu_);
+  auto in = LoadInode(ino);
+  return in.ok() && (in->flags & format::kInodeImmutableExtents);
+}
+
+}  // namespace pmemfs::fs

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
+#include <cstdlib>
 
 namespace pmemfs::pmem {
 namespace {
@@ -32,7 +34,8 @@ Granularity ToGranularity(pmem2_granularity g) {
 
 Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, OpenOptions opts) {
   std::unique_ptr<Pmem2Region> r(new Pmem2Region());
-  r->path_ = path;
+  char abs[PATH_MAX];
+  r->path_ = realpath(path.c_str(), abs) ? abs : path;
   r->read_only_ = opts.read_only;
   r->fd_ = ::open(path.c_str(), (opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (r->fd_ < 0) return Err(errno, "open region");

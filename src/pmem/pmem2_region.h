@@ -31,6 +31,7 @@ class Pmem2Region final : public Region {
   void CopyFlush(uint64_t off, const void* src, uint64_t len) override;
   void ZeroFlush(uint64_t off, uint64_t len) override;
   std::string Describe() const override;
+  std::string path() const override { return path_; }
 
   bool is_devdax() const { return devdax_; }
 

@@ -65,6 +65,8 @@ class Region {
     Flush(off, len);
   }
 
+  // The absolute path of the device or file, or "" for memory-only regions.
+  virtual std::string path() const { return ""; }
   // A short human description ("/dev/dax0.0 (devdax, cache-line)").
   virtual std::string Describe() const = 0;
 

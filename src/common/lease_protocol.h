@@ -1,0 +1,63 @@
+/* The direct-mapping protocol between libpmemfs (src/client) and the pmemfs daemon.
+ *
+ * A client asks for a mapping lease with an ioctl on an open file of a file that has
+ * immutable extents. The daemon answers with the region's identity and one page of the
+ * file's extent list; further pages are asked for with `first_extent`. The lease belongs
+ * to the open file handle the ioctl was issued on: it ends when that handle is released
+ * (the last close of that open file description, or the death of every process holding
+ * it). While any lease on a file exists its extents cannot change: clearing the flag
+ * answers EBUSY.
+ *
+ * Errors: ENOTTY (not pmemfs), EINVAL (no immutable extents, bad version), ERANGE
+ * (first_extent past the end).
+ *
+ * The ioctl buffer is one struct pmemfs_lease_reply; the request occupies its first 16
+ * bytes on the way in.
+ *
+ * C-compatible, fixed layout; shared by the daemon (fs/fuse_ops.cc) and the client. */
+#ifndef PMEMFS_COMMON_LEASE_PROTOCOL_H_
+#define PMEMFS_COMMON_LEASE_PROTOCOL_H_
+
+#include <linux/ioctl.h>
+#include <stdint.h>
+
+#define PMEMFS_LEASE_VERSION 1
+#define PMEMFS_LEASE_EXTENTS 160 /* extents per reply page */
+
+struct pmemfs_lease_extent {
+  uint64_t file_off;   /* bytes */
+  uint64_t region_off; /* bytes from the start of the region */
+  uint64_t len;        /* bytes */
+};
+
+struct pmemfs_lease_req {
+  uint32_t version;      /* PMEMFS_LEASE_VERSION */
+  uint32_t reserved;
+  uint64_t first_extent; /* index of the first extent wanted */
+};
+
+struct pmemfs_lease_reply {
+  uint32_t version;
+  uint32_t granularity;  /* 0 byte, 1 cache line, 2 page (as libpmem2's enum) */
+  uint8_t uuid[16];      /* the filesystem's uuid, from the superblock */
+  char region_path[256]; /* absolute path the daemon opened */
+  uint64_t region_size;
+  uint64_t file_size;    /* bytes; mappable length is file_size rounded up to align */
+  uint64_t align;        /* the file's immutable-extents alignment, bytes */
+  uint64_t total_extents;
+  uint64_t first_extent;
+  uint32_t count;        /* extents in this page */
+  uint32_t reserved;
+  struct pmemfs_lease_extent extents[PMEMFS_LEASE_EXTENTS];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct pmemfs_lease_req) == 16, "lease request layout");
+static_assert(sizeof(struct pmemfs_lease_reply) == 328 + 24 * PMEMFS_LEASE_EXTENTS, "lease reply layout");
+#endif
+
+/* _IOWR: the request goes in, the reply (same buffer size) comes out. FUSE restricted
+ * ioctls take their sizes from this encoding. */
+#define PMEMFS_IOC_LEASE _IOWR('P', 0x51, struct pmemfs_lease_reply)
+
+#endif /* PMEMFS_COMMON_LEASE_PROTOCOL_H_ */
