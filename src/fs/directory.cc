@@ -56,7 +56,7 @@ DirEntryView DirIndex::At(uint64_t slotno) const {
   const uint8_t* p = region_->base() + SlotOff(slotno);
   Dirent de;
   std::memcpy(&de, p, sizeof(de));
-  return DirEntryView{de.ino, de.type,
+  return DirEntryView{de.ino, de.hash, de.type,
                       std::string_view(reinterpret_cast<const char*>(p + sizeof(Dirent)), de.name_len), slotno};
 }
 

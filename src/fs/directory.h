@@ -24,6 +24,7 @@ namespace pmemfs::fs {
 
 struct DirEntryView {
   uint64_t ino;
+  uint32_t hash;
   uint8_t type;
   std::string_view name;  // points into the region; valid while the lock is held
   uint64_t slotno;

@@ -13,8 +13,10 @@ using extent::Tx;
 using format::Inode;
 using format::kBlockSize;
 
-FileSystem::FileSystem(std::unique_ptr<pmem::Region> region, const format::Superblock& sb, MountOptions opts)
-    : region_(std::move(region)),
+FileSystem::FileSystem(std::unique_ptr<pmem::Region> owned, pmem::Region& region, const format::Superblock& sb,
+                       MountOptions opts)
+    : owned_region_(std::move(owned)),
+      region_(&region),
       sb_(sb),
       opts_(opts),
       read_only_(opts.read_only || region_->read_only()),
@@ -28,13 +30,23 @@ FileSystem::~FileSystem() {
 }
 
 Result<std::unique_ptr<FileSystem>> FileSystem::Mount(std::unique_ptr<pmem::Region> region, MountOptions opts) {
-  PMEMFS_ASSIGN_OR_RETURN(extent::LoadedSuperblock loaded, extent::ReadSuperblock(*region));
+  pmem::Region& r = *region;
+  return MountImpl(std::move(region), r, opts);
+}
+
+Result<std::unique_ptr<FileSystem>> FileSystem::Mount(pmem::Region& region, MountOptions opts) {
+  return MountImpl(nullptr, region, opts);
+}
+
+Result<std::unique_ptr<FileSystem>> FileSystem::MountImpl(std::unique_ptr<pmem::Region> owned, pmem::Region& region,
+                                                          MountOptions opts) {
+  PMEMFS_ASSIGN_OR_RETURN(extent::LoadedSuperblock loaded, extent::ReadSuperblock(region));
   if (loaded.from_backup) spdlog::warn("primary superblock damaged; mounted from the backup (run fsck.pmemfs)");
   if (loaded.sb.ro_compat & ~format::kRoCompatSupported) {
     spdlog::warn("unknown read-only-compatible features: mounting read-only");
     opts.read_only = true;
   }
-  std::unique_ptr<FileSystem> fs(new FileSystem(std::move(region), loaded.sb, opts));
+  std::unique_ptr<FileSystem> fs(new FileSystem(std::move(owned), region, loaded.sb, opts));
   PMEMFS_TRY(fs->Recover());
   return fs;
 }

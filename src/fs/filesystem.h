@@ -77,6 +77,8 @@ class FileSystem {
   // Reads the superblock (falling back to the backup), replays the journal, loads the
   // allocators and processes the orphan list. ENODATA when the region holds no pmemfs.
   static Result<std::unique_ptr<FileSystem>> Mount(std::unique_ptr<pmem::Region> region, MountOptions opts);
+  // The same over a region the caller keeps (fsck repairs, tests). REQUIRES: it outlives the result.
+  static Result<std::unique_ptr<FileSystem>> Mount(pmem::Region& region, MountOptions opts);
   ~FileSystem();
 
   const format::Superblock& superblock() const { return sb_; }
@@ -133,6 +135,10 @@ class FileSystem {
 
   StatFs Statfs();
 
+  // fsck repair: links an inode that no directory references into /lost+found as "#INO"
+  // (creating /lost+found when missing), and gives it a correct link count.
+  Status Reattach(uint64_t ino);
+
   // ---- direct mapping (src/common/lease_protocol.h) ---------------------------------------
   struct LeaseExtent {
     uint64_t file_off, region_off, len;  // bytes
@@ -157,7 +163,10 @@ class FileSystem {
     std::unique_ptr<DirIndex> dir;             // directories, loaded lazily
   };
 
-  FileSystem(std::unique_ptr<pmem::Region> region, const format::Superblock& sb, MountOptions opts);
+  FileSystem(std::unique_ptr<pmem::Region> owned, pmem::Region& region, const format::Superblock& sb,
+             MountOptions opts);
+  static Result<std::unique_ptr<FileSystem>> MountImpl(std::unique_ptr<pmem::Region> owned, pmem::Region& region,
+                                                       MountOptions opts);
   Status Recover();
 
   // Inodes.
@@ -206,7 +215,8 @@ class FileSystem {
   Status ClearImmutableLocked(const Ctx& ctx, uint64_t ino);
   Status PrepareUnitLocked(uint64_t ino, uint64_t unit, uint64_t align_blocks);
 
-  std::unique_ptr<pmem::Region> region_;
+  std::unique_ptr<pmem::Region> owned_region_;  // null when the caller keeps the region
+  pmem::Region* const region_;
   const format::Superblock sb_;
   const MountOptions opts_;
   bool read_only_;

@@ -411,3 +411,42 @@ Status FileSystem::ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEm
 }
 
 }  // namespace pmemfs::fs
+
+namespace pmemfs::fs {
+
+Status FileSystem::Reattach(uint64_t ino) {
+  std::unique_lock lk(mu_);
+  PMEMFS_TRY(Writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode root, LoadInode(format::kRootIno));
+  PMEMFS_ASSIGN_OR_RETURN(DirIndex * rd, Dir(format::kRootIno, root));
+  uint64_t lf;
+  if (int64_t slot = rd->Find("lost+found"); slot >= 0) {
+    lf = rd->At(slot).ino;
+  } else {
+    PMEMFS_ASSIGN_OR_RETURN(Entry e, CreateLocked(Ctx{}, format::kRootIno, "lost+found", S_IFDIR | 0700, 0, {}));
+    lf = e.ino;
+    std::lock_guard cl(cache_mu_);
+    StateLocked(lf).nlookup = 0;  // no kernel holds it
+  }
+  PMEMFS_ASSIGN_OR_RETURN(Inode lin, LoadInode(lf));
+  if (!S_ISDIR(lin.mode)) return Err(ENOTDIR, "/lost+found is not a directory");
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  std::string name = "#" + std::to_string(ino);
+  Tx tx(*region_);
+  Inode unused;
+  PMEMFS_TRY(AddEntryLocked(tx, lf, unused, name, ino, in.mode));
+  in = TxInode(tx, ino);
+  if (S_ISDIR(in.mode)) {
+    in.parent = lf;
+    Inode l = TxInode(tx, lf);
+    l.nlink++;
+    PutInode(tx, lf, l);
+  } else {
+    in.nlink = 1;
+  }
+  in.ctime = Now();
+  PutInode(tx, ino, in);
+  return Commit(tx);
+}
+
+}  // namespace pmemfs::fs

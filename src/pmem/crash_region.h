@@ -16,7 +16,7 @@
 
 namespace pmemfs::pmem {
 
-class CrashRegion final : public DramRegion {
+class CrashRegion : public DramRegion {
  public:
   explicit CrashRegion(uint64_t size) : DramRegion(size) {}
 
