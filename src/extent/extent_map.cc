@@ -172,7 +172,7 @@ Status ExtentMap::Insert(Tx& tx, Inode& inode, Extent e, BlockAllocator& alloc) 
 Status ExtentMap::Remove(Tx& tx, Inode& inode, uint64_t lblk, uint64_t len, std::vector<Run>* freed,
                          BlockAllocator& alloc) {
   uint64_t end = lblk + len;
-  while (true) {
+  while (lblk < end) {
     const Extent* n = Next(lblk);
     if (!n || n->lblk >= end) break;
     auto it = map_.find(n->lblk);
@@ -204,7 +204,7 @@ Status ExtentMap::SetFlags(Tx& tx, Inode& inode, uint64_t lblk, uint64_t len, ui
                            BlockAllocator& alloc) {
   uint64_t end = lblk + len;
   std::vector<uint64_t> touched;
-  while (true) {
+  while (lblk < end) {  // an extent may run on past `end`: stop at the range, not the map
     const Extent* n = Next(lblk);
     if (!n || n->lblk >= end) break;
     Extent e = *n;
