@@ -1,0 +1,79 @@
+#include "fs/directory.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "unit/fs/fs_fixture.h"
+
+namespace pmemfs::fs {
+namespace {
+
+using format::kRootIno;
+
+TEST_F(FsTest, LookupInLargeDirectory) {
+  extent::MkfsOptions opts;
+  opts.inode_count = 30000;
+  Format(256ull << 20, opts);
+  uint64_t d = Mkdir(kRootIno, "big");
+  constexpr int kN = 20000;
+  for (int i = 0; i < kN; ++i) ASSERT_NE(Create(d, "file-" + std::to_string(i)), 0u);
+  for (int i = 0; i < kN; i += 997) {
+    auto e = fs_->Lookup(d, "file-" + std::to_string(i));
+    ASSERT_TRUE(e.ok()) << i;
+  }
+  EXPECT_EQ(fs_->Lookup(d, "file-x").code(), ENOENT);
+  Remount();  // the index is rebuilt from the blocks
+  EXPECT_TRUE(fs_->Lookup(d, "file-19999").ok());
+  size_t n = 0;
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view, const struct stat&, uint64_t) {
+                   ++n;
+                   return true;
+                 }).ok());
+  EXPECT_EQ(n, kN + 2u);
+}
+
+TEST_F(FsTest, ReaddirCookiesStayValidWhileTheDirectoryChanges) {
+  uint64_t d = Mkdir(kRootIno, "d");
+  for (int i = 0; i < 300; ++i) Create(d, "n" + std::to_string(i) + std::string(i % 7 * 20, 'x'));
+  // Read the first 100 entries, then change the directory, then resume from the cookie.
+  std::set<std::string> first;
+  uint64_t cookie = 0;
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view name, const struct stat&, uint64_t next) {
+                   first.emplace(name);
+                   cookie = next;
+                   return first.size() < 100;
+                 }).ok());
+  ASSERT_EQ(first.size(), 100u);
+  // Remove one entry not yet returned, add new ones.
+  std::string victim;
+  for (int i = 0; i < 300 && victim.empty(); ++i) {
+    std::string n = "n" + std::to_string(i) + std::string(i % 7 * 20, 'x');
+    if (!first.count(n)) victim = n;
+  }
+  ASSERT_TRUE(fs_->Unlink(d, victim).ok());
+  for (int i = 0; i < 50; ++i) Create(d, "new" + std::to_string(i));
+  std::multiset<std::string> rest;
+  ASSERT_TRUE(fs_->ReadDir(d, cookie, false, [&](std::string_view name, const struct stat&, uint64_t) {
+                   rest.emplace(name);
+                   return true;
+                 }).ok());
+  // Every entry that existed throughout is returned exactly once overall; the removed one never.
+  for (int i = 0; i < 300; ++i) {
+    std::string n = "n" + std::to_string(i) + std::string(i % 7 * 20, 'x');
+    if (n == victim) continue;
+    EXPECT_EQ(first.count(n) + rest.count(n), 1u) << n;
+  }
+  EXPECT_EQ(rest.count(victim), 0u);
+}
+
+TEST_F(FsTest, NamesAreValidated) {
+  EXPECT_EQ(fs_->Mknod(ctx_, kRootIno, std::string(256, 'a'), S_IFREG | 0644, 0).code(), ENAMETOOLONG);
+  EXPECT_TRUE(fs_->Mknod(ctx_, kRootIno, std::string(255, 'a'), S_IFREG | 0644, 0).ok());
+  EXPECT_EQ(fs_->Mknod(ctx_, kRootIno, "a/b", S_IFREG | 0644, 0).code(), EINVAL);
+  EXPECT_EQ(fs_->Mknod(ctx_, kRootIno, std::string(255, 'a'), S_IFREG | 0644, 0).code(), EEXIST);
+}
+
+}  // namespace
+}  // namespace pmemfs::fs

@@ -1,0 +1,245 @@
+#include "fs/filesystem.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/xattr.h>
+
+#include <cstring>
+#include <random>
+
+#include "extent/records.h"
+#include "fs/check.h"
+#include "unit/fs/fs_fixture.h"
+
+namespace pmemfs::fs {
+namespace {
+
+using format::kRootIno;
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  std::mt19937 g(seed);
+  for (auto& c : s) c = static_cast<char>(g());
+  return s;
+}
+
+void ExpectClean(pmem::Region& r) {
+  CheckOptions o;
+  std::string report;
+  o.report = [&](const std::string& l) { report += l + "\n"; };
+  CheckResult res = Check(r, o);
+  EXPECT_EQ(res.problems, 0u) << report;
+}
+
+TEST_F(FsTest, WriteReadAcrossRemount) {
+  uint64_t f = Create(kRootIno, "f");
+  std::string data = Pattern(1 << 20, 1);
+  Write(f, 0, data);
+  Write(f, 4096 * 3 + 17, "patched");
+  data.replace(4096 * 3 + 17, 7, "patched");
+  EXPECT_EQ(Read(f, 0, data.size()), data);
+  Remount();
+  EXPECT_EQ(Read(f, 0, data.size() + 100), data);  // clipped at EOF
+  EXPECT_EQ(Stat(f).st_size, static_cast<off_t>(data.size()));
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, SparseFilesReadZerosAndTakeNoSpace) {
+  uint64_t f = Create(kRootIno, "sparse");
+  Write(f, 10 << 20, "tail");
+  EXPECT_EQ(Stat(f).st_size, (10 << 20) + 4);
+  EXPECT_EQ(Stat(f).st_blocks, 8);  // one 4 KiB block
+  EXPECT_EQ(Read(f, 5 << 20, 8), std::string(8, '\0'));
+  auto data = fs_->Lseek(f, 0, SEEK_DATA);
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(*data, 10u << 20);
+  auto hole = fs_->Lseek(f, 0, SEEK_HOLE);
+  ASSERT_TRUE(hole.ok());
+  EXPECT_EQ(*hole, 0u);
+  EXPECT_EQ(fs_->Lseek(f, (10 << 20) + 4, SEEK_DATA).code(), ENXIO);
+}
+
+TEST_F(FsTest, TruncateDownZeroesTheTailAndFreesBlocks) {
+  uint64_t f = Create(kRootIno, "t");
+  Write(f, 0, std::string(3 * 4096, 'x'));
+  uint64_t free_before = fs_->Statfs().bfree;
+  SetAttrIn a;
+  a.mask = kSetSize;
+  a.size = 100;
+  ASSERT_TRUE(fs_->SetAttr(ctx_, f, a).ok());
+  EXPECT_EQ(fs_->Statfs().bfree, free_before + 2);
+  a.size = 8192;
+  ASSERT_TRUE(fs_->SetAttr(ctx_, f, a).ok());
+  EXPECT_EQ(Read(f, 0, 8192), std::string(100, 'x') + std::string(8092, '\0'));
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, OpenUnlinkedFileKeepsItsDataUntilLastClose) {
+  uint64_t f = Create(kRootIno, "gone");
+  Write(f, 0, std::string(64 * 4096, 'y'));
+  ASSERT_TRUE(fs_->Open(f, O_RDONLY).ok());
+  uint64_t free_before = fs_->Statfs().bfree;
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "gone").ok());
+  EXPECT_EQ(Read(f, 0, 10), std::string(10, 'y'));
+  EXPECT_EQ(fs_->Statfs().bfree, free_before);
+  fs_->Release(f);
+  EXPECT_GE(fs_->Statfs().bfree, free_before + 64);
+  fs_->Forget(f, 1);  // the kernel's reference from Mknod
+  EXPECT_EQ(fs_->GetAttr(f).code(), ESTALE);
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, OrphansAreFreedAtMount) {
+  uint64_t f = Create(kRootIno, "orphan");
+  Write(f, 0, std::string(16 * 4096, 'z'));
+  ASSERT_TRUE(fs_->Open(f, O_RDONLY).ok());
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "orphan").ok());
+  uint64_t free_open = fs_->Statfs().bfree;
+  // A "crash": the region is left as it is, with the file still open.
+  auto copy = std::make_unique<pmem::DramRegion>(region_->size());
+  std::memcpy(copy->base(), region_->base(), region_->size());
+  fs_.reset();
+  region_ = std::move(copy);
+  Remount();
+  EXPECT_EQ(fs_->Statfs().bfree, free_open + 16);
+  EXPECT_EQ(fs_->GetAttr(f).code(), ESTALE);
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, RenameSemantics) {
+  uint64_t a = Mkdir(kRootIno, "a");
+  uint64_t b = Mkdir(a, "b");
+  Create(kRootIno, "x");
+  uint64_t y = Create(kRootIno, "y");
+  EXPECT_EQ(fs_->Rename(kRootIno, "a", b, "inside", 0).code(), EINVAL);
+  EXPECT_EQ(fs_->Rename(kRootIno, "x", kRootIno, "y", RENAME_NOREPLACE).code(), EEXIST);
+  EXPECT_EQ(fs_->Rename(kRootIno, "x", kRootIno, "a", 0).code(), EISDIR);
+  EXPECT_EQ(fs_->Rename(a, "b", kRootIno, "x", 0).code(), ENOTDIR);
+  ASSERT_TRUE(fs_->Rename(kRootIno, "x", kRootIno, "y", 0).ok());  // replaces y
+  EXPECT_EQ(fs_->Lookup(kRootIno, "x").code(), ENOENT);
+  fs_->Forget(y, 1);
+  ASSERT_TRUE(fs_->Rename(kRootIno, "y", a, "y2", RENAME_EXCHANGE).code() == ENOENT);
+  ASSERT_TRUE(fs_->Rename(kRootIno, "y", a, "b", RENAME_EXCHANGE).ok());
+  EXPECT_TRUE(S_ISDIR(fs_->Lookup(kRootIno, "y")->attr.st_mode));
+  EXPECT_TRUE(S_ISREG(fs_->Lookup(a, "b")->attr.st_mode));
+  EXPECT_EQ(Stat(kRootIno).st_nlink, 4u);  // ., .., a, y(dir)
+  EXPECT_EQ(Stat(a).st_nlink, 2u);
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, LinkCountsAndRmdir) {
+  uint64_t d = Mkdir(kRootIno, "d");
+  uint64_t f = Create(d, "f");
+  ASSERT_TRUE(fs_->Link(f, kRootIno, "f2").ok());
+  EXPECT_EQ(Stat(f).st_nlink, 2u);
+  EXPECT_EQ(fs_->Rmdir(kRootIno, "d").code(), ENOTEMPTY);
+  ASSERT_TRUE(fs_->Unlink(d, "f").ok());
+  ASSERT_TRUE(fs_->Rmdir(kRootIno, "d").ok());
+  EXPECT_EQ(Stat(f).st_nlink, 1u);
+  EXPECT_EQ(Stat(kRootIno).st_nlink, 2u);
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, FallocateModes) {
+  uint64_t f = Create(kRootIno, "fa");
+  ASSERT_TRUE(fs_->Fallocate(f, 0, 0, 8 * 4096).ok());
+  EXPECT_EQ(Stat(f).st_size, 8 * 4096);
+  EXPECT_EQ(Read(f, 0, 4096), std::string(4096, '\0'));
+  ASSERT_TRUE(fs_->Fallocate(f, FALLOC_FL_KEEP_SIZE, 8 * 4096, 4096).ok());
+  EXPECT_EQ(Stat(f).st_size, 8 * 4096);
+  EXPECT_EQ(Stat(f).st_blocks, 9 * 8);
+  Write(f, 0, std::string(8 * 4096, 'q'));
+  ASSERT_TRUE(fs_->Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 3 * 4096).ok());
+  std::string got = Read(f, 0, 8 * 4096);
+  EXPECT_EQ(got.substr(0, 100), std::string(100, 'q'));
+  EXPECT_EQ(got.substr(100, 3 * 4096), std::string(3 * 4096, '\0'));
+  EXPECT_EQ(got.substr(100 + 3 * 4096), std::string(8 * 4096 - 100 - 3 * 4096, 'q'));
+  ASSERT_TRUE(fs_->Fallocate(f, FALLOC_FL_ZERO_RANGE, 6 * 4096, 3 * 4096).ok());
+  EXPECT_EQ(Stat(f).st_size, 9 * 4096);
+  EXPECT_EQ(Read(f, 6 * 4096, 3 * 4096), std::string(3 * 4096, '\0'));
+  EXPECT_EQ(fs_->Fallocate(f, FALLOC_FL_PUNCH_HOLE, 0, 1).code(), EOPNOTSUPP);
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, EnospcChangesNothing) {
+  Format(8ull << 20);
+  uint64_t f = Create(kRootIno, "fill");
+  uint64_t free_blocks = fs_->Statfs().bfree;
+  std::string big((free_blocks + 10) * 4096, 'e');
+  auto r = fs_->Write(f, 0, big.data(), big.size(), false);
+  EXPECT_EQ(r.code(), ENOSPC);
+  EXPECT_EQ(fs_->Statfs().bfree, free_blocks);
+  EXPECT_EQ(Stat(f).st_size, 0);
+  Write(f, 0, std::string(4096, 'k'));  // still usable
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, Xattrs) {
+  uint64_t f = Create(kRootIno, "x");
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.a", "1", 0).ok());
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.a", "2", XATTR_CREATE).code(), EEXIST);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.b", "2", XATTR_REPLACE).code(), ENODATA);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "bogus.a", "2", 0).code(), EOPNOTSUPP);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.big", std::string(5000, 'v'), 0).code(), ENOSPC);
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.b", std::string(1000, 'v'), 0).ok());
+  Remount();
+  EXPECT_EQ(*fs_->GetXattr(f, "user.a"), "1");
+  EXPECT_EQ(fs_->ListXattr(f)->size(), 2u);
+  ASSERT_TRUE(fs_->RemoveXattr(ctx_, f, "user.a").ok());
+  ASSERT_TRUE(fs_->RemoveXattr(ctx_, f, "user.b").ok());
+  EXPECT_EQ(fs_->GetXattr(f, "user.a").code(), ENODATA);
+  EXPECT_EQ(Stat(f).st_blocks, 0);  // the xattr block went with the last xattr
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, ImmutableExtentsPrepareAndRefuse) {
+  uint64_t f = Create(kRootIno, "imm");
+  Write(f, 200 * 1024, "end");  // sparse, not 64K-aligned as a whole
+  Ctx user{1000, 1000, 1, false};
+  EXPECT_EQ(fs_->SetXattr(user, f, "user.pmemfs.immutable_extents", "1", 0).code(), EPERM);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.pmemfs.immutable_extents", "3K", 0).code(), EINVAL);
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.pmemfs.immutable_extents", "64K", 0).ok());
+  EXPECT_EQ(*fs_->GetXattr(f, "user.pmemfs.immutable_extents"), "64K");
+  auto lease = fs_->Lease(f, false);
+  ASSERT_TRUE(lease.ok());
+  uint64_t covered = 0;
+  for (const auto& e : lease->extents) {
+    EXPECT_EQ(e.region_off % (64 << 10), e.file_off % (64 << 10));
+    covered += e.len;
+  }
+  EXPECT_GE(covered, 256u << 10);  // EOF rounded up to 64K, all allocated
+  EXPECT_EQ(Read(f, 0, 10), std::string(10, '\0'));
+  EXPECT_EQ(Read(f, 200 * 1024, 3), "end");
+  SetAttrIn a;
+  a.mask = kSetSize;
+  a.size = 0;
+  EXPECT_EQ(fs_->SetAttr(ctx_, f, a).code(), EPERM);
+  EXPECT_EQ(fs_->Write(f, 300 * 1024, "x", 1, false).code(), EPERM);
+  EXPECT_EQ(fs_->Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096).code(), EPERM);
+  EXPECT_EQ(fs_->Unlink(kRootIno, "imm").code(), EPERM);
+  Write(f, 10, "in place");
+  EXPECT_TRUE(fs_->Fallocate(f, FALLOC_FL_KEEP_SIZE, 0, 4096).ok());
+  ASSERT_TRUE(fs_->Lease(f, true).ok());
+  EXPECT_EQ(fs_->RemoveXattr(ctx_, f, "user.pmemfs.immutable_extents").code(), EBUSY);
+  fs_->DropLease(f);
+  Remount();
+  EXPECT_EQ(*fs_->GetXattr(f, "user.pmemfs.immutable_extents"), "64K");
+  ASSERT_TRUE(fs_->RemoveXattr(ctx_, f, "user.pmemfs.immutable_extents").ok());
+  EXPECT_TRUE(fs_->Unlink(kRootIno, "imm").ok());
+  ExpectClean(*region_);
+}
+
+TEST_F(FsTest, CorruptInodeIsReportedNotTrusted) {
+  uint64_t f = Create(kRootIno, "c");
+  Create(kRootIno, "later");  // so that the journal's last transaction is not f's creation
+  const auto& sb = fs_->superblock();
+  region_->base()[extent::InodeOff(sb, f) + 40] ^= 0xff;  // blocks field, crc now wrong
+  EXPECT_EQ(fs_->GetAttr(f).code(), EUCLEAN);
+  EXPECT_EQ(fs_->Lookup(kRootIno, "c").code(), EUCLEAN);
+  CheckOptions o;
+  EXPECT_GT(Check(*region_, o).problems, 0u);
+}
+
+}  // namespace
+}  // namespace pmemfs::fs
