@@ -20,7 +20,14 @@ namespace {
 
 constexpr double kTimeout = 1.0;  // every change passes through this daemon's kernel mount
 
-FileSystem& Fs(fuse_req_t req) { return *static_cast<FileSystem*>(fuse_req_userdata(req)); }
+// The session's state, reached through fuse_req_userdata (no globals).
+struct Session {
+  FileSystem* fs;
+  bool no_opendir = false;  // the kernel takes ENOSYS from opendir as "no opendir needed"
+};
+
+Session& Sess(fuse_req_t req) { return *static_cast<Session*>(fuse_req_userdata(req)); }
+FileSystem& Fs(fuse_req_t req) { return *Sess(req).fs; }
 
 bool HasCapLinuxImmutable(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
@@ -91,11 +98,17 @@ void ReplyStatus(fuse_req_t req, const Status& s, const char* op, uint64_t ino) 
 // ---- callbacks ----------------------------------------------------------------------------
 
 void Init(void* userdata, fuse_conn_info* conn) {
-  auto* fs = static_cast<FileSystem*>(userdata);
+  auto* session = static_cast<Session*>(userdata);
+  FileSystem* fs = session->fs;
   // Durability on write(): no write-back cache, every write reaches the daemon before it returns.
   conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
   conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
+  // Directory handles carry no state: let the kernel skip OPENDIR/RELEASEDIR round trips.
+  if (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) {
+    conn->want |= FUSE_CAP_NO_OPENDIR_SUPPORT;
+    session->no_opendir = true;
+  }
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   conn->time_gran = 1;
@@ -284,8 +297,6 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
   });
 }
 
-void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
-
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Guard(req, "release", [&] {
     ReleaseHandle(Fs(req), ino, fi);
@@ -298,6 +309,7 @@ void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) noexcept {
 }
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  if (Sess(req).no_opendir) return (void)fuse_reply_err(req, ENOSYS);
   Guard(req, "opendir", [&] {
     auto r = Fs(req).GetAttr(ino);
     if (!r.ok()) return ReplyErr(req, r.error(), "opendir", ino);
@@ -485,7 +497,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.open = Open;
   ops.read = Read;
   ops.write = Write;
-  ops.flush = Flush;
+  // No flush: data is durable at write(); libfuse answers ENOSYS and the kernel stops sending it.
   ops.release = Release;
   ops.fsync = Fsync;
   ops.opendir = OpenDir;
@@ -520,7 +532,8 @@ int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_lowlevel_ops ops = MakeOps();
-  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
+  Session session{&fs};
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &session);
   if (!se) {
     spdlog::error("cannot create the FUSE session (bad -o option?)");
     return 1;
