@@ -1,0 +1,195 @@
+// A real pmemfs mount for integration tests: a region file formatted with the real
+// mkfs.pmemfs, mounted by the real `pmemfs REGION MNT -f` through /dev/fuse, driven with
+// syscalls and real commands. Needs root (CI runs as root) and /dev/fuse.
+//
+// Binary paths come from the PMEMFS_BIN_DIR compile definition (the build's bin/).
+#pragma once
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#ifndef PMEMFS_BIN_DIR
+#error "PMEMFS_BIN_DIR must name the directory holding pmemfs, mkfs.pmemfs and fsck.pmemfs"
+#endif
+
+namespace pmemfs::testing {
+
+inline std::string Bin(const std::string& name) { return std::string(PMEMFS_BIN_DIR) + "/" + name; }
+
+struct CommandResult {
+  int status = -1;  // exit code, or 128+signal
+  std::string output;  // stdout and stderr, interleaved
+};
+
+// Runs `sh -c cmd`, capturing stdout+stderr.
+inline CommandResult Run(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = ::popen(("( " + cmd + " ) 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) r.output.append(buf, n);
+  int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+// True while MNT appears in /proc/self/mountinfo as a fuse.pmemfs mount.
+inline bool IsMounted(const std::string& mnt) {
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ss(line);
+    std::string id, parent, dev, root, point;
+    ss >> id >> parent >> dev >> root >> point;
+    if (point == mnt && line.find(" - fuse.pmemfs ") != std::string::npos) return true;
+  }
+  return false;
+}
+
+// One region file and one mount point, both under a fresh directory; the region lives on
+// /dev/shm (cheap persistence) unless the test asks for another directory.
+class PmemfsMount {
+ public:
+  explicit PmemfsMount(uint64_t region_bytes = 256ull << 20, std::string dir = "/dev/shm") {
+    std::string tmpl = dir + "/pmemfs-test.XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (::mkdtemp(buf.data()) == nullptr) std::abort();
+    dir_ = buf.data();
+    region_ = dir_ + "/region";
+    mnt_ = dir_ + "/mnt";
+    std::filesystem::create_directory(mnt_);
+    region_bytes_ = region_bytes;
+  }
+  ~PmemfsMount() {
+    if (pid_ > 0) Unmount();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  PmemfsMount(const PmemfsMount&) = delete;
+  PmemfsMount& operator=(const PmemfsMount&) = delete;
+
+  const std::string& region() const { return region_; }
+  const std::string& mnt() const { return mnt_; }
+  const std::string& dir() const { return dir_; }
+  std::string Path(const std::string& rel) const { return mnt_ + "/" + rel; }
+  pid_t daemon_pid() const { return pid_; }
+
+  // mkfs.pmemfs --size on the region file; extra arguments are appended.
+  CommandResult Mkfs(const std::string& extra = "") const {
+    return Run(Bin("mkfs.pmemfs") + " -f --size " + std::to_string(region_bytes_) + " " + extra +
+               " " + region_);
+  }
+  CommandResult Fsck(const std::string& args = "-n") const {
+    return Run(Bin("fsck.pmemfs") + " " + args + " " + region_);
+  }
+
+  // Starts `pmemfs REGION MNT -f [-o opts]` and waits until the mount is visible. Returns
+  // false (with the daemon's output in last_output()) if the daemon exits first.
+  bool Mount(const std::string& opts = "") {
+    log_ = dir_ + "/daemon.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::string bin = Bin("pmemfs");
+      std::vector<const char*> argv = {bin.c_str(), region_.c_str(), mnt_.c_str(), "-f"};
+      if (!opts.empty()) argv.push_back("-o"), argv.push_back(opts.c_str());
+      argv.push_back(nullptr);
+      ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
+      ::_exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (IsMounted(mnt_)) return true;
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
+  bool MkfsAndMount(const std::string& opts = "") { return Mkfs().status == 0 && Mount(opts); }
+
+  // Clean unmount (fusermount3 -u) and waits for the daemon; returns its exit status.
+  int Unmount() {
+    if (pid_ <= 0) return -1;
+    for (int i = 0; i < 200 && IsMounted(mnt_); ++i) {
+      if (Run("fusermount3 -u " + mnt_).status == 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // EBUSY: a child still inside
+    }
+    return Reap();
+  }
+  // SIGKILLs the daemon (a crash: no checkpoint) and detaches the dead mount.
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    Reap();
+    Run("umount -l " + mnt_);
+  }
+  bool Remount(const std::string& opts = "") { return Unmount() == 0 && Mount(opts); }
+
+  std::string last_output() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  int Reap() {
+    int st = 0;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+
+  std::string dir_, region_, mnt_, log_;
+  uint64_t region_bytes_;
+  pid_t pid_ = -1;
+};
+
+// A gtest fixture holding one formatted, mounted pmemfs for each test.
+class MountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(m_.MkfsAndMount(MountOptions())) << m_.last_output();
+  }
+  void TearDown() override { EXPECT_EQ(m_.Unmount(), 0) << m_.last_output(); }
+  virtual std::string MountOptions() const { return ""; }
+
+  std::string P(const std::string& rel) const { return m_.Path(rel); }
+
+  PmemfsMount m_;
+};
+
+// Reads a whole file; empty string if it cannot be opened.
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+inline bool WriteFile(const std::string& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  return static_cast<bool>(out);
+}
+
+}  // namespace pmemfs::testing
