@@ -36,7 +36,7 @@ struct CommandResult {
 };
 
 // Runs `sh -c cmd`, capturing stdout+stderr.
-inline CommandResult Run(const std::string& cmd) {
+inline CommandResult Sh(const std::string& cmd) {
   CommandResult r;
   FILE* p = ::popen(("( " + cmd + " ) 2>&1").c_str(), "r");
   if (p == nullptr) return r;
@@ -90,11 +90,11 @@ class PmemfsMount {
 
   // mkfs.pmemfs --size on the region file; extra arguments are appended.
   CommandResult Mkfs(const std::string& extra = "") const {
-    return Run(Bin("mkfs.pmemfs") + " -f --size " + std::to_string(region_bytes_) + " " + extra +
+    return Sh(Bin("mkfs.pmemfs") + " -f --size " + std::to_string(region_bytes_) + " " + extra +
                " " + region_);
   }
   CommandResult Fsck(const std::string& args = "-n") const {
-    return Run(Bin("fsck.pmemfs") + " " + args + " " + region_);
+    return Sh(Bin("fsck.pmemfs") + " " + args + " " + region_);
   }
 
   // Starts `pmemfs REGION MNT -f [-o opts]` and waits until the mount is visible. Returns
@@ -128,11 +128,20 @@ class PmemfsMount {
   bool MkfsAndMount(const std::string& opts = "") { return Mkfs().status == 0 && Mount(opts); }
 
   // Clean unmount (fusermount3 -u) and waits for the daemon; returns its exit status.
+  // If the mount stays busy for 10 s (a test leaked a descriptor), it is detached lazily
+  // and the daemon terminated, and the result is -1 so that the test fails.
   int Unmount() {
     if (pid_ <= 0) return -1;
-    for (int i = 0; i < 200 && IsMounted(mnt_); ++i) {
-      if (Run("fusermount3 -u " + mnt_).status == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // EBUSY: a child still inside
+    bool clean = false;
+    for (int i = 0; i < 200 && !clean; ++i) {
+      clean = !IsMounted(mnt_) || Sh("fusermount3 -u " + mnt_).status == 0;
+      if (!clean) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // EBUSY
+    }
+    if (!clean) {
+      Sh("umount -l " + mnt_);
+      ::kill(pid_, SIGTERM);
+      Reap();
+      return -1;
     }
     return Reap();
   }
@@ -141,7 +150,7 @@ class PmemfsMount {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGKILL);
     Reap();
-    Run("umount -l " + mnt_);
+    Sh("umount -l " + mnt_);
   }
   bool Remount(const std::string& opts = "") { return Unmount() == 0 && Mount(opts); }
 
