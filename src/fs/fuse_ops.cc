@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <fstream>
 
@@ -546,7 +547,10 @@ int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 0);
         fuse_loop_cfg_set_max_threads(cfg, 16);
-        rc = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+        // libfuse's signal handlers end the loop with the signal's number: SIGTERM, SIGINT
+        // and SIGHUP are requests to unmount, so they are a clean exit.
+        int loop = fuse_session_loop_mt(se, cfg);
+        rc = (loop == 0 || loop == SIGTERM || loop == SIGINT || loop == SIGHUP) ? 0 : 1;
         fuse_loop_cfg_destroy(cfg);
       }
       fuse_session_unmount(se);
