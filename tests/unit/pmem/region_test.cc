@@ -1,0 +1,152 @@
+// pmem: the libpmem2 region on a file, the DRAM region, and the crash-tracing region.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <string>
+
+#include "pmem/crash_region.h"
+#include "pmem/dram_region.h"
+#include "pmem/pmem2_region.h"
+#include "testutil.h"
+
+namespace pmemfs::pmem {
+namespace {
+
+class Pmem2RegionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/dev/shm/pmemfs-region-test.XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/region";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void MakeFile(uint64_t size, mode_t mode = 0600) {
+    int fd = ::open(path_.c_str(), O_CREAT | O_RDWR, mode);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, size), 0);
+    ::close(fd);
+  }
+  std::string dir_, path_;
+};
+
+TEST_F(Pmem2RegionTest, MapsAFileWholeAndPersists) {
+  MakeFile(8 << 20);
+  auto r = Pmem2Region::Open(path_, {});
+  ASSERT_OK(r);
+  Pmem2Region& region = **r;
+  EXPECT_EQ(region.size(), 8u << 20);
+  EXPECT_NE(region.base(), nullptr);
+  EXPECT_EQ(region.alignment() % 4096, 0u);
+  EXPECT_FALSE(region.read_only());
+  EXPECT_EQ(region.path(), std::filesystem::canonical(path_).string());
+  EXPECT_NE(region.Describe().find("file"), std::string::npos) << region.Describe();
+
+  region.CopyFlush(4096, "persisted", 9);
+  region.ZeroFlush(8192, 100);
+  std::memcpy(region.At<char>(100), "flushed", 7);
+  region.Persist(100, 7);
+  r->reset();  // unmap; the bytes must be in the file
+  int fd = ::open(path_.c_str(), O_RDONLY);
+  char buf[16] = {};
+  ASSERT_EQ(::pread(fd, buf, 9, 4096), 9);
+  EXPECT_EQ(std::string(buf, 9), "persisted");
+  ASSERT_EQ(::pread(fd, buf, 7, 100), 7);
+  EXPECT_EQ(std::string(buf, 7), "flushed");
+  ::close(fd);
+}
+
+TEST_F(Pmem2RegionTest, OneHolderAtATime) {
+  MakeFile(4 << 20);
+  auto first = Pmem2Region::Open(path_, {});
+  ASSERT_OK(first);
+  auto second = Pmem2Region::Open(path_, {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.code(), EBUSY);
+  auto unlocked = Pmem2Region::Open(path_, {.read_only = true, .lock = false});
+  EXPECT_OK(unlocked);
+  first->reset();
+  EXPECT_OK(Pmem2Region::Open(path_, {}));  // the lock went with the first holder
+}
+
+TEST_F(Pmem2RegionTest, ErrorsAreErrnos) {
+  auto missing = Pmem2Region::Open(dir_ + "/missing", {});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.code(), ENOENT);
+  auto directory = Pmem2Region::Open(dir_, {});
+  ASSERT_FALSE(directory.ok());
+  MakeFile(0);
+  auto empty = Pmem2Region::Open(path_, {});
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.code(), EINVAL);
+  MakeFile(4 << 20, 0400);
+  ::chmod(path_.c_str(), 0400);
+  auto ro = Pmem2Region::Open(path_, {.read_only = true});
+  ASSERT_OK(ro);
+  EXPECT_TRUE((*ro)->read_only());
+}
+
+TEST(DramRegion, ZeroedAndAddressable) {
+  DramRegion r(1 << 20);
+  EXPECT_EQ(r.size(), 1u << 20);
+  for (uint64_t off = 0; off < r.size(); off += 4096) ASSERT_EQ(*r.At<uint64_t>(off), 0u);
+  r.CopyFlush(8, "abc", 3);
+  EXPECT_EQ(std::string(r.At<char>(8), 3), "abc");
+  EXPECT_TRUE(r.Contains(r.size() - 8, 8));
+  EXPECT_FALSE(r.Contains(r.size() - 8, 9));
+  EXPECT_FALSE(r.Contains(~0ull, 2));  // no overflow
+}
+
+// The crash model: durable = flushed before a completed fence; after the last fence, any
+// subset of flushed 8-byte words; never-flushed stores are lost.
+TEST(CrashRegion, ImagesPerFenceAndPendingWords) {
+  CrashRegion r(64 << 10);
+  *r.At<uint64_t>(0) = 1;  // before tracing: part of the starting image
+  r.StartTrace();
+  *r.At<uint64_t>(64) = 0xaa;
+  r.Flush(64, 8);
+  r.Drain();  // fence 1
+  *r.At<uint64_t>(128) = 0xbb;
+  *r.At<uint64_t>(136) = 0xcc;
+  r.Flush(128, 16);  // two words, pending
+  *r.At<uint64_t>(256) = 0xdd;  // never flushed
+  r.Drain();  // fence 2
+  *r.At<uint64_t>(512) = 0xee;
+  r.Flush(513, 2);  // widened to the whole word at 512
+  ASSERT_EQ(r.fences(), 2u);
+  EXPECT_EQ(r.PendingWords(0), 1u);
+  EXPECT_EQ(r.PendingWords(1), 2u);
+  EXPECT_EQ(r.PendingWords(2), 1u);
+
+  auto word = [](const std::vector<uint8_t>& img, uint64_t off) {
+    uint64_t v;
+    std::memcpy(&v, img.data() + off, 8);
+    return v;
+  };
+  auto none = [](size_t) { return false; };
+  auto all = [](size_t) { return true; };
+  auto img0 = r.Image(0, none);
+  EXPECT_EQ(word(img0, 0), 1u);
+  EXPECT_EQ(word(img0, 64), 0u);
+  EXPECT_EQ(word(r.Image(0, all), 64), 0xaau);
+  auto img1 = r.Image(1, [](size_t i) { return i == 1; });  // only the second pending word
+  EXPECT_EQ(word(img1, 64), 0xaau);
+  EXPECT_EQ(word(img1, 128), 0u);
+  EXPECT_EQ(word(img1, 136), 0xccu);
+  auto img2 = r.Image(2, all);
+  EXPECT_EQ(word(img2, 128), 0xbbu);
+  EXPECT_EQ(word(img2, 256), 0u) << "a store never flushed must never reach the image";
+  EXPECT_EQ(word(img2, 512), 0xeeu);
+  EXPECT_EQ(word(r.Image(2, none), 512), 0u);
+  r.StartTrace();  // the current bytes become the start; the trace is forgotten
+  EXPECT_EQ(r.fences(), 0u);
+  EXPECT_EQ(word(r.Image(0, none), 256), 0xddu);
+}
+
+}  // namespace
+}  // namespace pmemfs::pmem
