@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages pmemfs needs to build, test and benchmark. Run as root.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config
-      libfuse3-dev fuse3 libpmem2-dev libspdlog-dev libblkid-dev
+      libfuse3-dev fuse3 libpmem2-dev libspdlog-dev libblkid-dev libxxhash-dev
       libgtest-dev libgmock-dev libbenchmark-dev
       attr fio tar util-linux coreutils bc)
 missing=()

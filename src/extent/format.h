@@ -26,7 +26,7 @@ inline constexpr uint64_t kBlockSize = 4096;
 inline constexpr uint32_t kBlockShift = 12;
 inline constexpr uint64_t kMagic = 0x31305346'4D454D50ull;  // "PMEMFS01"
 inline constexpr uint16_t kMajor = 1;
-inline constexpr uint16_t kMinor = 0;
+inline constexpr uint16_t kMinor = 1;  // 1: journal checksum XXH3-64
 // Feature masks: none defined yet. A mount refuses unknown incompat bits and mounts
 // read-only with unknown ro_compat bits.
 inline constexpr uint64_t kIncompatSupported = 0;
@@ -82,9 +82,14 @@ static_assert(sizeof(StateBlock) == 64);
 static_assert(offsetof(StateBlock, orphan_head) % 8 == 0);
 
 // ---------------------------------------------------------------------------------------
-// Journal: a redo log holding at most one transaction. The header's crc covers the header
-// (crc field zero) and the payload of `nrec` records, so a torn log is never replayed; the
-// uuid ties it to this format, the seq orders it.
+// Journal: a redo log holding at most one transaction. The header's checksum covers the
+// header (checksum field zero) and the payload of `nrec` records, so a torn log is never
+// replayed; the uuid ties it to this format, the seq orders it.
+//
+// The checksum is XXH3-64, not crc32c: a record copies structures that end in their own
+// crc32c (inodes), and a CRC over a message followed by its own CRC under the same
+// polynomial is a constant, so an outer crc32c cannot see a record torn between two
+// self-consistent versions of such a structure (found by the crash tests).
 inline constexpr uint64_t kJournalMagic = 0x4C4E524A'53534650ull;  // "PFSJRNL"
 struct JournalHeader {
   uint64_t magic;
@@ -92,13 +97,12 @@ struct JournalHeader {
   uint8_t uuid[16];
   uint32_t nrec;
   uint32_t payload_len;   // bytes of records after the header
-  uint32_t crc;
-  uint32_t reserved0;
+  uint64_t checksum;      // XXH3-64
   uint64_t reserved[2];
 };
 static_assert(sizeof(JournalHeader) == 64);
 static_assert(offsetof(JournalHeader, seq) == 8);
-static_assert(offsetof(JournalHeader, crc) == 40);
+static_assert(offsetof(JournalHeader, checksum) == 40);
 
 // One redo record: `len` bytes to copy to region offset `off`, padded to 8 bytes.
 struct JournalRecord {

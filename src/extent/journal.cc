@@ -1,10 +1,10 @@
 #include "extent/journal.h"
 
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
 
 #include <cstring>
 
-#include "common/crc32c.h"
 
 namespace pmemfs::extent {
 
@@ -16,11 +16,11 @@ Journal::Journal(pmem::Region& region, const format::Superblock& sb)
   std::memcpy(uuid_, sb.uuid, sizeof(uuid_));
 }
 
-static uint32_t LogCrc(const JournalHeader& h, const uint8_t* payload) {
+static uint64_t LogChecksum(const JournalHeader& h, const uint8_t* payload) {
   JournalHeader copy = h;
-  copy.crc = 0;
-  uint32_t c = Crc32c(&copy, sizeof(copy));
-  return Crc32c(payload, h.payload_len, c);
+  copy.checksum = 0;
+  // The payload's hash seeds the header's: one 64-bit value over both.
+  return XXH3_64bits_withSeed(&copy, sizeof(copy), XXH3_64bits(payload, h.payload_len));
 }
 
 Result<bool> Journal::Recover() {
@@ -32,7 +32,7 @@ Result<bool> Journal::Recover() {
   seq_ = h.seq;
   if (h.payload_len > capacity()) return false;  // torn or foreign: not a committed log
   const uint8_t* payload = region_.base() + off_ + sizeof(h);
-  if (LogCrc(h, payload) != h.crc) return false;  // torn: the transaction never committed
+  if (LogChecksum(h, payload) != h.checksum) return false;  // torn: the transaction never committed
   if (h.nrec == 0) return false;                   // a checkpoint: clean shutdown
 
   // Validate every record before touching anything.
@@ -67,7 +67,7 @@ Status Journal::Checkpoint() {
   h.magic = format::kJournalMagic;
   h.seq = ++seq_;
   std::memcpy(h.uuid, uuid_, sizeof(uuid_));
-  h.crc = LogCrc(h, nullptr);
+  h.checksum = LogChecksum(h, nullptr);
   region_.CopyFlush(off_, &h, sizeof(h));
   region_.Drain();  // after every earlier commit, which already drained
   return Ok();
@@ -95,7 +95,7 @@ Status Journal::Commit(Tx& tx) {
     std::memcpy(buf_.data() + pos + sizeof(jr), tx.data(r), r.len);
     pos += sizeof(jr) + ((uint64_t{r.len} + 7) & ~7ull);
   }
-  h.crc = LogCrc(h, buf_.data() + sizeof(h));
+  h.checksum = LogChecksum(h, buf_.data() + sizeof(h));
   std::memcpy(buf_.data(), &h, sizeof(h));
 
   region_.CopyFlush(off_, buf_.data(), buf_.size());
