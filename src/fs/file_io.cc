@@ -125,7 +125,12 @@ Result<size_t> FileSystem::WriteLocked(uint64_t ino, uint64_t off, const void* d
   if (append) off = in.size;
   if (len == 0) return size_t{0};
   if (off >= kMaxFileSize || len > kMaxFileSize - off) return Err(EFBIG, "write beyond the maximum file size");
-  if (off + len > in.size) PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "extending write"));
+  if (off + len > in.size) {
+    PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "extending write"));
+    // Bytes between the old EOF and the write become visible: they must read as zeros.
+    PMEMFS_TRY(ClearPastEofLocked(ino, off));
+    PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
+  }
   PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
 
   uint64_t b0 = off / kBlockSize, b1 = BlocksUp(off + len);
@@ -198,23 +203,42 @@ Status FileSystem::TruncateBlocksLocked(uint64_t ino, uint64_t from) {
   return Ok();
 }
 
-Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size) {
+Status FileSystem::ClearPastEofLocked(uint64_t ino, uint64_t upto) {
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
-  if (size < in.size && size % kBlockSize) {
-    // Bytes past the new EOF in its last block must read as zeros if the file grows again.
-    const Extent* e = map->Next(size / kBlockSize);
-    if (e && e->lblk <= size / kBlockSize && !(e->flags & format::kExtentUnwritten)) {
-      uint64_t at = (e->pblk + (size / kBlockSize - e->lblk)) * kBlockSize + size % kBlockSize;
-      region_->ZeroFlush(at, kBlockSize - size % kBlockSize);
+  const uint64_t eof_blk = BlocksUp(in.size);
+  const auto& ents = map->entries();
+  for (auto it = ents.rbegin(); it != ents.rend() && it->second.e.lblk + it->second.e.len > eof_blk; ++it) {
+    if (!(it->second.e.flags & format::kExtentUnwritten)) {
+      // A truncate released its blocks in batches and was cut short: they still hold data.
+      PMEMFS_TRY(TruncateBlocksLocked(ino, eof_blk));
+      break;
     }
   }
+  if (in.size % kBlockSize == 0) return Ok();
+  const uint64_t b = in.size / kBlockSize;
+  const uint64_t end = std::min(upto, (b + 1) * kBlockSize);
+  const Extent* e = map->Next(b);
+  if (end <= in.size || !e || e->lblk > b || (e->flags & format::kExtentUnwritten)) return Ok();
+  // Past EOF nothing is visible, so these stores need no transaction; the commit that
+  // raises the size drains them first.
+  region_->ZeroFlush((e->pblk + (b - e->lblk)) * kBlockSize + in.size % kBlockSize, end - in.size);
+  return Ok();
+}
+
+Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::function<void(Inode&)>& also) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino));
+  if (size > cur.size) PMEMFS_TRY(ClearPastEofLocked(ino, size));
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   Tx tx(*region_);
   bool shrink = size < in.size;
   in.size = size;
   in.mtime = in.ctime = Now();
+  if (also) also(in);
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));
+  // Blocks past the new EOF go in later transactions; if a crash cuts this short, the
+  // next growth releases what is left (ClearPastEofLocked).
   if (shrink) return TruncateBlocksLocked(ino, BlocksUp(size));
   return Ok();
 }
@@ -237,6 +261,11 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
   uint64_t b0 = off / kBlockSize, b1 = BlocksUp(end);
   bool immutable = in.flags & format::kInodeImmutableExtents;
   bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && end > in.size;
+  if (grows && !immutable) {
+    PMEMFS_TRY(ClearPastEofLocked(ino, end));
+    PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
+    PMEMFS_ASSIGN_OR_RETURN(map, Extents(ino, in));
+  }
 
   // Zeroes the bytes of [lo, hi) that lie in written blocks, in place.
   auto zero_bytes = [&](uint64_t lo, uint64_t hi) {

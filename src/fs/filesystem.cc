@@ -233,28 +233,32 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
   std::unique_lock lk(mu_);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  format::Timespec now = Now();
+  auto apply = [&](Inode& n) {
+    if (a.mask & kSetMode) n.mode = (n.mode & S_IFMT) | (a.mode & 07777);
+    if (a.mask & kSetUid) n.uid = a.uid;
+    if (a.mask & kSetGid) n.gid = a.gid;
+    if (a.mask & kSetAtimeNow) n.atime = now;
+    else if (a.mask & kSetAtime) n.atime = FromTimespec(a.atime);
+    if (a.mask & kSetMtimeNow) n.mtime = now;
+    else if (a.mask & kSetMtime) n.mtime = FromTimespec(a.mtime);
+    if (a.mask & kSetSize) n.mtime = now;
+    n.ctime = (a.mask & kSetCtime) ? FromTimespec(a.ctime) : now;
+  };
   if (a.mask & kSetSize) {
     if (S_ISDIR(in.mode)) return Err(EISDIR, "truncate of a directory");
     if (!S_ISREG(in.mode)) return Err(EINVAL, "truncate of a special file");
     if (a.size > kMaxFileSize) return Err(EFBIG, "size beyond the maximum file size");
-    if (a.size != in.size) {
-      PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "truncate"));
-      PMEMFS_TRY(SetSizeLocked(ino, a.size));
-      PMEMFS_ASSIGN_OR_RETURN(Inode after, LoadInode(ino));
-      in = after;
-    }
+  }
+  if ((a.mask & kSetSize) && a.size != in.size) {
+    PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "truncate"));
+    // One transaction for the size and every other attribute of this setattr.
+    PMEMFS_TRY(SetSizeLocked(ino, a.size, apply));
+    PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
+    return ToStat(ino, in);
   }
   Tx tx(*region_);
-  format::Timespec now = Now();
-  if (a.mask & kSetMode) in.mode = (in.mode & S_IFMT) | (a.mode & 07777);
-  if (a.mask & kSetUid) in.uid = a.uid;
-  if (a.mask & kSetGid) in.gid = a.gid;
-  if (a.mask & kSetAtimeNow) in.atime = now;
-  else if (a.mask & kSetAtime) in.atime = FromTimespec(a.atime);
-  if (a.mask & kSetMtimeNow) in.mtime = now;
-  else if (a.mask & kSetMtime) in.mtime = FromTimespec(a.mtime);
-  if (a.mask & kSetSize) in.mtime = now;
-  in.ctime = (a.mask & kSetCtime) ? FromTimespec(a.ctime) : now;
+  apply(in);
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));
   return ToStat(ino, in);

@@ -198,7 +198,13 @@ class FileSystem {
 
   // Data helpers (file_io.cc).
   Status TruncateBlocksLocked(uint64_t ino, uint64_t from_lblk);      // batched transactions
-  Status SetSizeLocked(uint64_t ino, uint64_t size);
+  // Sets the size and, in the same transaction, whatever `also` changes (setattr's other
+  // attributes); a shrink then releases the blocks past EOF in later transactions.
+  Status SetSizeLocked(uint64_t ino, uint64_t size, const std::function<void(format::Inode&)>& also = {});
+  // Makes the bytes past EOF safe to expose before the size grows over them: written blocks
+  // left past EOF by an interrupted truncate are released, and the tail of the EOF block
+  // from EOF up to `upto` (at most the block's end) is zeroed. Changes nothing visible.
+  Status ClearPastEofLocked(uint64_t ino, uint64_t upto);
   Result<size_t> WriteLocked(uint64_t ino, uint64_t off, const void* data, size_t len, bool append);
   Status ZeroRangeLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
                          uint64_t off, uint64_t len);

@@ -201,6 +201,10 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
   }
   const uint64_t a = align / kBlockSize;
   const uint64_t units = (in.size + align - 1) / align;
+  // The mapping exposes the file up to its last aligned unit: nothing past EOF may hold
+  // old data (a tail left by a truncate, or blocks an interrupted truncate did not free).
+  PMEMFS_TRY(ClearPastEofLocked(ino, units * align));
+  PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
 
   // Space first, so that ENOSPC changes nothing: a conservative count of the blocks needed.
