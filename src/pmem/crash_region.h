@@ -26,6 +26,8 @@ class CrashRegion : public DramRegion {
 
   // Takes the current bytes as the durable starting image and forgets the trace.
   void StartTrace();
+  // True between StartTrace() and the end of the region (fault-injecting subclasses).
+  bool tracing() const { return !start_.empty(); }
   // Fences recorded since StartTrace().
   size_t fences() const { return fence_ends_.size(); }
   // 8-byte words flushed after fence `k` (k == 0: after the start) and before fence k+1.
