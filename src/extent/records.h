@@ -18,5 +18,10 @@ inline bool InDataArea(const format::Superblock& sb, uint64_t pblk, uint64_t len
   uint64_t first = sb.data_off / format::kBlockSize, last = sb.backup_off / format::kBlockSize;
   return pblk >= first && len <= last - first && pblk <= last - len;
 }
+// A block reference held by an inode (extent_block, xattr_block): 0, or the byte offset
+// of one whole block of the data area.
+inline bool BlockRefOk(const format::Superblock& sb, uint64_t off) {
+  return off == 0 || (off % format::kBlockSize == 0 && InDataArea(sb, off / format::kBlockSize, 1));
+}
 
 }  // namespace pmemfs::extent

@@ -118,6 +118,10 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
       type != S_IFCHR && type != S_IFBLK)
     return Err(EUCLEAN, "inode has an invalid type");
   if (in.flags & ~format::kInodeKnownFlags) return Err(EUCLEAN, "inode has unknown flags");
+  if (!extent::BlockRefOk(sb_, in.xattr_block) || !extent::BlockRefOk(sb_, in.extent_block)) {
+    spdlog::error("inode {}: block reference outside the data area", ino);
+    return Err(EUCLEAN, "inode refers outside the data area");
+  }
   return in;
 }
 
