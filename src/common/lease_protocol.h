@@ -22,6 +22,9 @@
 #include <stdint.h>
 
 #define PMEMFS_LEASE_VERSION 1
+/* Where a client finds the filesystem's uuid in the region (the superblock's uuid field),
+ * to check that the region path names the filesystem the daemon serves. */
+#define PMEMFS_SB_UUID_OFFSET 40
 #define PMEMFS_LEASE_EXTENTS 160 /* extents per reply page */
 
 struct pmemfs_lease_extent {

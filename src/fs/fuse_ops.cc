@@ -443,6 +443,8 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_in
   });
 }
 
+static_assert(PMEMFS_SB_UUID_OFFSET == offsetof(format::Superblock, uuid), "clients read the uuid there");
+
 void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi, unsigned flags,
            const void* in_buf, size_t in_bufsz, size_t out_bufsz) noexcept {
   Guard(req, "ioctl", [&] {

@@ -1,0 +1,56 @@
+/* libpmemfs: direct mapping of pmemfs files that have immutable extents.
+ *
+ * A file flagged with `setfattr -n user.pmemfs.immutable_extents -v 1 FILE` never changes
+ * its offset-to-region map. pmemfs_map() takes a mapping lease from the daemon through
+ * the open file, opens the region itself with the caller's own permissions, and maps
+ * every extent of the file at consecutive addresses: loads and stores then go straight to
+ * the media. Stores are made durable with pmemfs_persist() (CPU cache flushes, no system
+ * call), exactly as libpmem2 does for a mapping of the region itself.
+ *
+ * The lease lives with a private duplicate of the descriptor (close-on-exec): the caller
+ * may close its descriptor; fork() children share it; exec() or the death of every holder
+ * ends it. While it exists the daemon refuses to clear the flag (EBUSY).
+ *
+ * Errors: NULL or -1 with errno set; pmemfs_errormsg() says more.
+ *   ENOTTY  the file is not on pmemfs
+ *   EINVAL  the file has no immutable extents
+ *   EACCES  (or another open(2) error) the region cannot be opened by this process
+ *   ESTALE  the region at the path the daemon gave holds another filesystem
+ *
+ * Thread-safe. */
+#ifndef PMEMFS_CLIENT_LIBPMEMFS_H_
+#define PMEMFS_CLIENT_LIBPMEMFS_H_
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Maps the whole of the file open on `fd` (its size rounded up to its extent alignment)
+ * with PROT_READ|PROT_WRITE and returns the address; `*len` receives the length. The
+ * address is a multiple of the file's alignment (2 MiB alignment allows huge pages). */
+void *pmemfs_map(int fd, size_t *len);
+
+/* Unmaps a mapping returned by pmemfs_map() and drops its lease. */
+int pmemfs_unmap(void *addr);
+
+/* Makes [addr, addr+len) of a mapping durable: flush + drain. */
+void pmemfs_persist(const void *addr, size_t len);
+/* Flushes [addr, addr+len) from the CPU caches without waiting. */
+void pmemfs_flush(const void *addr, size_t len);
+/* Waits until every flush issued so far is durable. */
+void pmemfs_drain(void);
+
+/* If [addr, addr+len) lies within a mapping made by pmemfs_map(), returns that mapping's
+ * start address and sets *map_len; otherwise NULL. */
+void *pmemfs_find(const void *addr, size_t len, size_t *map_len);
+
+/* The last error of this thread, in words. */
+const char *pmemfs_errormsg(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PMEMFS_CLIENT_LIBPMEMFS_H_ */

@@ -1,0 +1,170 @@
+// Direct mapping on a real mount: libpmemfs, the LD_PRELOAD shim with unmodified tools,
+// leases, permissions, coherence with read()/write() through the mount.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "client/libpmemfs.h"
+#include "mount/mount_fixture.h"
+
+#ifndef PMEMFS_LIB_DIR
+#error "PMEMFS_LIB_DIR must name the directory holding libpmemfs-preload.so"
+#endif
+
+namespace pmemfs::testing {
+namespace {
+
+const std::string kPreload = "LD_PRELOAD=" PMEMFS_LIB_DIR "/libpmemfs-preload.so ";
+
+class MappingTest : public MountTest {
+ protected:
+  std::string MountOptions() const override { return "allow_other"; }
+  CommandResult In(const std::string& cmd) { return Sh("cd " + m_.mnt() + " && " + cmd); }
+  void Ok(const std::string& cmd) {
+    CommandResult r = In(cmd);
+    ASSERT_EQ(r.status, 0) << cmd << "\n" << r.output;
+  }
+  std::string Counters(const std::string& args) { return Bin("map_counters") + " " + args; }
+  // A flagged file of `size` bytes.
+  void Flagged(const std::string& name, const std::string& size, const std::string& align = "1") {
+    Ok("truncate -s " + size + " " + name + " && setfattr -n user.pmemfs.immutable_extents -v " + align + " " +
+       name);
+  }
+};
+
+TEST_F(MappingTest, LibraryStoresAreVisibleThroughReadAndInTheRegion) {
+  Flagged("f", "1M");
+  Ok(Counters("store lib f 5000 7"));
+  Ok(Counters("check f 5000 7"));  // another process, read() through the mount
+  Ok("getfattr --only-values -n user.pmemfs.extents f > " + m_.dir() + "/extents");
+  Ok(Counters("check f 5000 7 " + m_.region() + " " + m_.dir() + "/extents"));  // the media itself
+  // The check is not vacuous: other values are not there.
+  EXPECT_NE(In(Counters("check f 5000 8")).status, 0);
+}
+
+TEST_F(MappingTest, ChildAfterForkKeepsAWorkingMapping) {
+  Flagged("f", "1M");
+  Ok(Counters("store lib f 4000 11 fork"));
+  Ok(Counters("check f 4000 11"));
+}
+
+TEST_F(MappingTest, LeaseBlocksClearingAndEndsWithSigkill) {
+  Flagged("f", "256K");
+  std::string fifo = m_.dir() + "/ready";
+  Ok("mkfifo " + fifo);
+  pid_t holder = ::fork();
+  if (holder == 0) {
+    int out = ::open(fifo.c_str(), O_WRONLY);
+    ::dup2(out, 1);
+    std::string bin = Bin("map_counters"), file = P("f");
+    ::execl(bin.c_str(), bin.c_str(), "hold", file.c_str(), nullptr);
+    ::_exit(127);
+  }
+  std::ifstream ready(fifo);
+  std::string line;
+  std::getline(ready, line);  // the holder keeps the pipe open: read one line, not to EOF
+  EXPECT_EQ(line, "mapped");
+  CommandResult busy = In("setfattr -n user.pmemfs.immutable_extents -v 0 f");
+  EXPECT_NE(busy.status, 0);
+  EXPECT_NE(busy.output.find("busy"), std::string::npos) << busy.output;
+  ::kill(holder, SIGKILL);
+  ::waitpid(holder, nullptr, 0);
+  int rc = -1;
+  for (int i = 0; i < 200 && rc != 0; ++i) {
+    rc = In("setfattr -n user.pmemfs.immutable_extents -v 0 f").status;
+    if (rc != 0) ::usleep(10000);
+  }
+  EXPECT_EQ(rc, 0) << "the lease must end with its process";
+}
+
+TEST_F(MappingTest, UserWithoutAccessToTheRegionGetsEaccesAndTheShimFallsBack) {
+  Flagged("f", "64K");
+  Ok("chmod 666 f");
+  ASSERT_EQ(::chmod(m_.region().c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(m_.dir().c_str(), 0755), 0);
+  const std::string nobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  CommandResult lib = In(nobody + Counters("store lib f 10 3"));
+  EXPECT_EQ(lib.status, 2);
+  EXPECT_NE(lib.output.find("Permission denied"), std::string::npos) << lib.output;
+  // Under the shim the call goes on to the kernel, which refuses a shared mapping of a
+  // file that bypasses the page cache: ENODEV, documented in the README.
+  CommandResult shim = In(nobody + "env " + kPreload + Counters("store plain f 10 3"));
+  EXPECT_EQ(shim.status, 2);
+  EXPECT_NE(shim.output.find("No such device"), std::string::npos) << shim.output;
+  EXPECT_EQ(In(nobody + "cat f > /dev/null").status, 0) << "read() still works";
+}
+
+TEST_F(MappingTest, ShimServesPlainMmapAndMsync) {
+  Flagged("f", "1M");
+  // Without the shim the kernel refuses the shared mapping of a flagged file...
+  EXPECT_EQ(In(Counters("store plain f 10 5")).status, 2);
+  // ... with it, the same program gets the direct mapping, and msync persists.
+  Ok(kPreload + Counters("store plain f 5000 5"));
+  Ok(Counters("check f 5000 5"));
+  Ok("getfattr --only-values -n user.pmemfs.extents f > " + m_.dir() + "/extents");
+  Ok(Counters("check f 5000 5 " + m_.region() + " " + m_.dir() + "/extents"));
+}
+
+TEST_F(MappingTest, FioMmapAndLibpmemEnginesVerifyUnderTheShim) {
+  Flagged("g", "16M");
+  for (const char* engine : {"mmap", "libpmem"}) {
+    CommandResult r = In(kPreload + "fio --name=v --filename=g --ioengine=" + engine +
+                         " --rw=randwrite --bs=4k --size=16M --verify=crc32c --do_verify=1 --output-format=terse");
+    EXPECT_EQ(r.status, 0) << engine << "\n" << r.output;
+    EXPECT_EQ(r.output.find("verify"), std::string::npos) << engine << " reported a verify error:\n" << r.output;
+  }
+}
+
+// The daemon serves flagged files without the page cache: a store through the mapping is
+// seen at once by read(), and a write() at once through the mapping.
+TEST_F(MappingTest, CoherentWithReadAndWriteThroughTheMount) {
+  Flagged("f", "4M", "2M");
+  int fd = ::open(P("f").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  size_t len = 0;
+  auto* p = static_cast<char*>(pmemfs_map(fd, &len));
+  ASSERT_NE(p, nullptr) << pmemfs_errormsg();
+  EXPECT_EQ(len, 4u << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (2 << 20), 0u) << "2 MiB alignment gives 2 MiB-aligned mappings";
+  std::memcpy(p + 3000000, "stored", 6);
+  pmemfs_persist(p + 3000000, 6);
+  char buf[8] = {};
+  ASSERT_EQ(::pread(fd, buf, 6, 3000000), 6);
+  EXPECT_EQ(std::string(buf, 6), "stored");
+  ASSERT_EQ(::pwrite(fd, "written", 7, 123456), 7);
+  EXPECT_EQ(std::string(p + 123456, 7), "written");
+  EXPECT_NE(pmemfs_find(p + 100, 8, nullptr), nullptr);
+  EXPECT_EQ(pmemfs_find(buf, 8, nullptr), nullptr);
+  ::close(fd);  // the mapping outlives the caller's descriptor
+  p[0] = 'x';
+  pmemfs_persist(p, 1);
+  EXPECT_EQ(ReadFile(P("f"))[0], 'x');
+  EXPECT_EQ(pmemfs_unmap(p), 0);
+  EXPECT_EQ(pmemfs_unmap(p), -1);
+  // Errors: an unflagged file and a file that is not on pmemfs.
+  Ok("touch plain");
+  fd = ::open(P("plain").c_str(), O_RDWR);
+  errno = 0;
+  EXPECT_EQ(pmemfs_map(fd, &len), nullptr);
+  EXPECT_EQ(errno, EINVAL);
+  ::close(fd);
+  fd = ::open("/proc/self/status", O_RDONLY);
+  errno = 0;
+  EXPECT_EQ(pmemfs_map(fd, &len), nullptr);
+  EXPECT_EQ(errno, ENOTTY);
+  ::close(fd);
+}
+
+// Files without the flag map through the ordinary FUSE page cache, with msync durable.
+TEST_F(MappingTest, UnflaggedFilesMapThroughThePageCache) {
+  Ok("truncate -s 1M u");
+  Ok(Counters("store plain u 3000 21"));
+  Ok(Counters("check u 3000 21"));
+  ASSERT_TRUE(m_.Remount("allow_other"));
+  Ok(Counters("check u 3000 21"));
+}
+
+}  // namespace
+}  // namespace pmemfs::testing
