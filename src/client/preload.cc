@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/statfs.h>
 
+#include <atomic>
 #include <cstdarg>
 #include <mutex>
 #include <vector>
@@ -49,6 +50,28 @@ struct Range {
 };
 std::mutex g_mu;
 std::vector<Range> g_ranges;  // GUARDED_BY(g_mu)
+
+// msync's fast path: the last direct mapping this thread persisted into, valid while no
+// direct mapping has been unmapped since (g_generation).
+std::atomic<uint64_t> g_generation{0};
+struct LastHit {
+  const char* lo = nullptr;
+  const char* hi = nullptr;
+  uint64_t generation = ~0ull;
+};
+thread_local LastHit t_last;
+
+bool IsDirect(void* addr, size_t len) {
+  const char* p = static_cast<const char*>(addr);
+  if (p >= t_last.lo && p + len <= t_last.hi && t_last.generation == g_generation.load(std::memory_order_acquire))
+    return true;
+  uint64_t generation = g_generation.load(std::memory_order_acquire);
+  size_t map_len = 0;
+  auto* base = static_cast<const char*>(pmemfs_find(addr, len, &map_len));
+  if (!base) return false;
+  t_last = {base, base + map_len, generation};
+  return true;
+}
 
 void* DirectMap(size_t len, int flags, int fd, off_t off) {
   const int type = flags & MAP_TYPE;  // MAP_SHARED_VALIDATE comes with MAP_SYNC (fio, libpmem)
@@ -110,6 +133,7 @@ int munmap(void* addr, size_t len) {
       if (!alive && !listed) unmap.push_back(r.base);
     }
   }
+  if (!unmap.empty()) g_generation.fetch_add(1, std::memory_order_acq_rel);
   int rc = real(addr, len);
   for (void* base : unmap) pmemfs_unmap(base);
   return rc;
@@ -120,7 +144,7 @@ int msync(void* addr, size_t len, int flags) {
   // On a region whose store granularity is the page (a file that is not on DAX), libpmem2
   // persists with msync itself: that call must reach the kernel, for the region file.
   static thread_local bool persisting = false;
-  if (!persisting && pmemfs_find(addr, len, nullptr)) {
+  if (!persisting && IsDirect(addr, len)) {
     persisting = true;
     pmemfs_persist(addr, len);  // MS_ASYNC too: the flush is as cheap as the request
     persisting = false;
