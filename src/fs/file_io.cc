@@ -183,8 +183,12 @@ Status FileSystem::TruncateBlocksLocked(uint64_t ino, uint64_t from) {
       const Extent& e = it->second.e;
       if (e.lblk + e.len <= from) break;
       uint64_t start = std::max(from, e.lblk), n = e.lblk + e.len - start;
-      if (spent + n > budget || ++count > 256) {
-        lo = std::max(start, e.lblk + e.len - (budget > spent ? budget - spent : 0));
+      if (++count > 256) {  // enough extents for one transaction: stop after the previous one
+        lo = e.lblk + e.len;
+        break;
+      }
+      if (spent + n > budget) {  // enough blocks: take the end of this extent
+        lo = e.lblk + e.len - (budget - spent);
         break;
       }
       spent += n;

@@ -75,6 +75,30 @@ TEST_F(FsTest, TruncateDownZeroesTheTailAndFreesBlocks) {
   ExpectClean(*region_);
 }
 
+// Regression: releasing a file of more than 256 extents looped forever (the batch limit
+// computed its start from an underflowed block budget), hanging unlink and truncate.
+TEST_F(FsTest, TruncateAndUnlinkOfAHighlyFragmentedFile) {
+  uint64_t f = Create(kRootIno, "frag");
+  uint64_t g = Create(kRootIno, "other");
+  const uint64_t free_empty = fs_->Statfs().bfree;
+  for (uint64_t i = 0; i < 1200; ++i) {  // interleaved: every block of f is its own extent
+    Write(f, i * 4096, "f");
+    Write(g, i * 4096, "g");
+  }
+  uint64_t free_before = fs_->Statfs().bfree;
+  SetAttrIn in;
+  in.mask = kSetSize;
+  in.size = 4096 * 100;
+  ASSERT_TRUE(fs_->SetAttr(ctx_, f, in).ok());
+  EXPECT_GT(fs_->Statfs().bfree, free_before + 1000);
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "frag").ok());
+  fs_->Forget(f, 1);
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "other").ok());
+  fs_->Forget(g, 1);
+  Remount();
+  EXPECT_EQ(fs_->Statfs().bfree, free_empty) << "every data and extent block comes back";
+}
+
 TEST_F(FsTest, OpenUnlinkedFileKeepsItsDataUntilLastClose) {
   uint64_t f = Create(kRootIno, "gone");
   Write(f, 0, std::string(64 * 4096, 'y'));
