@@ -16,3 +16,8 @@ cmake -S . -B "$ASAN_DIR" -DPMEMFS_ASAN=ON -DPMEMFS_WERROR=ON >/dev/null
 cmake --build "$ASAN_DIR" -j"$(nproc)" --target corrupt_tests crash_tests
 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir "$ASAN_DIR" --output-on-failure --timeout 900 -L 'corrupt|crash'
+
+# The one-minute benchmark smoke run (issue 6): figures are reported, never asserted.
+if [[ ${PMEMFS_SKIP_BENCH_SMOKE:-0} != 1 ]]; then
+  ./bench/run.sh --smoke
+fi
