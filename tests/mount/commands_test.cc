@@ -5,21 +5,7 @@
 namespace pmemfs::testing {
 namespace {
 
-class CommandsTest : public MountTest {
- protected:
-  // Runs cmd in the mount point and expects it to succeed; returns its output.
-  std::string Ok(const std::string& cmd) {
-    CommandResult r = Sh("cd " + m_.mnt() + " && " + cmd);
-    EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;
-    return r.output;
-  }
-  // Runs cmd in the mount point and expects it to fail; returns its output.
-  std::string Fails(const std::string& cmd) {
-    CommandResult r = Sh("cd " + m_.mnt() + " && " + cmd);
-    EXPECT_NE(r.status, 0) << cmd << "\n" << r.output;
-    return r.output;
-  }
-};
+class CommandsTest : public MountTest {};
 
 TEST_F(CommandsTest, CpMvLn) {
   Ok("head -c 3000000 /dev/urandom > big && printf hello > small");

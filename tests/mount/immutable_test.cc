@@ -23,12 +23,6 @@ namespace {
 constexpr const char* kFlag = "user.pmemfs.immutable_extents";
 constexpr const char* kExtents = "user.pmemfs.extents";
 
-#define EXPECT_ERRNO(err, call)                                         \
-  do {                                                                  \
-    errno = 0;                                                          \
-    EXPECT_EQ((call), -1) << #call;                                     \
-    EXPECT_EQ(errno, (err)) << #call << ": " << std::strerror(errno);   \
-  } while (0)
 
 struct ExtentLine {
   uint64_t logical, region, length;
@@ -39,16 +33,6 @@ class ImmutableTest : public MountTest {
  protected:
   std::string MountOptions() const override { return "allow_other"; }
 
-  std::string Ok(const std::string& cmd) {
-    CommandResult r = Sh("cd " + m_.mnt() + " && " + cmd);
-    EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;
-    return r.output;
-  }
-  std::string Fails(const std::string& cmd) {
-    CommandResult r = Sh("cd " + m_.mnt() + " && " + cmd);
-    EXPECT_NE(r.status, 0) << cmd << "\n" << r.output;
-    return r.output;
-  }
   int SetFlag(const std::string& rel, const std::string& value) {
     return ::setxattr(P(rel).c_str(), kFlag, value.data(), value.size(), 0);
   }

@@ -12,9 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -184,9 +186,29 @@ class MountTest : public ::testing::Test {
   virtual std::string MountOptions() const { return ""; }
 
   std::string P(const std::string& rel) const { return m_.Path(rel); }
+  // Runs cmd in the mount point and expects it to succeed (Ok) or fail (Fails); returns
+  // its output.
+  std::string Ok(const std::string& cmd) {
+    CommandResult r = Sh("cd " + m_.mnt() + " && " + cmd);
+    EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;
+    return r.output;
+  }
+  std::string Fails(const std::string& cmd) {
+    CommandResult r = Sh("cd " + m_.mnt() + " && " + cmd);
+    EXPECT_NE(r.status, 0) << cmd << "\n" << r.output;
+    return r.output;
+  }
 
   PmemfsMount m_;
 };
+
+// Expects `call` to fail with `err`.
+#define EXPECT_ERRNO(err, call)                                         \
+  do {                                                                  \
+    errno = 0;                                                          \
+    EXPECT_EQ((call), -1) << #call;                                     \
+    EXPECT_EQ(errno, (err)) << #call << ": " << std::strerror(errno);   \
+  } while (0)
 
 // Reads a whole file; empty string if it cannot be opened.
 inline std::string ReadFile(const std::string& path) {

@@ -21,13 +21,6 @@
 namespace pmemfs::testing {
 namespace {
 
-// Expects `call` to fail with `err`.
-#define EXPECT_ERRNO(err, call)                                   \
-  do {                                                            \
-    errno = 0;                                                    \
-    EXPECT_EQ((call), -1) << #call;                               \
-    EXPECT_EQ(errno, (err)) << #call << ": " << std::strerror(errno); \
-  } while (0)
 
 class PosixTest : public MountTest {
  protected:
