@@ -1,7 +1,7 @@
 // FUSE low-level callbacks. Each is noexcept, replies exactly once, takes its FileSystem from
 // fuse_req_userdata, and turns a Result into a reply. Errors are logged here, once, where
 // they become a reply: unexpected ones (corruption, I/O, read-only) at error level.
-#define FUSE_USE_VERSION 35
+#define FUSE_USE_VERSION 312
 #include "fs/fuse_ops.h"
 
 #include <fuse_lowlevel.h>
@@ -549,6 +549,9 @@ int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
         fuse_loop_config* cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, 0);
         fuse_loop_cfg_set_max_threads(cfg, 16);
+        // Keep the workers: with libfuse 3.14's default a worker exits when it goes idle,
+        // so every request paid a thread creation (clone3, rseq, madvise... per request).
+        fuse_loop_cfg_set_idle_threads(cfg, 16);
         // libfuse's signal handlers end the loop with the signal's number: SIGTERM, SIGINT
         // and SIGHUP are requests to unmount, so they are a clean exit.
         int loop = fuse_session_loop_mt(se, cfg);
