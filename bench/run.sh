@@ -44,6 +44,9 @@ trap cleanup EXIT
 wait_mounted() { for _ in $(seq 400); do mountpoint -q "$1" && return 0; sleep 0.025; done; echo "mount of $1 failed" >&2; return 1; }
 
 # ---- targets -------------------------------------------------------------------------------
+# passthrough_ll holds an O_PATH descriptor for every inode the kernel knows: 100,000 files
+# in one directory need more than the default limit.
+ulimit -n 1048576
 gcc -O2 -Wall "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c" -o "$WORK/passthrough_ll" \
   $(pkg-config --cflags --libs fuse3)
 mkdir -p "$SHM/tmpfs" "$SHM/pt-src" "$WORK/mnt-pt" "$WORK/mnt-shm" "$WORK/mnt-disk"

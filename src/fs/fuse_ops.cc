@@ -289,10 +289,12 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   });
 }
 
-void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi) noexcept {
+void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) noexcept {
   Guard(req, "write", [&] {
     if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-    auto r = Fs(req).Write(ino, static_cast<uint64_t>(off), buf, size, (fi->flags & O_APPEND) && false);
+    // O_APPEND: the kernel has already set `off` to the size it holds, which is ours (every
+    // change passes through this mount).
+    auto r = Fs(req).Write(ino, static_cast<uint64_t>(off), buf, size, /*append=*/false);
     if (!r.ok()) return ReplyErr(req, r.error(), "write", ino);
     fuse_reply_write(req, *r);
   });

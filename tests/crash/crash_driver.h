@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct Workload {
   // Path (from the root, "/a/b") whose content may tear bytewise between pre and post.
   std::string tearable;
 };
+// gtest prints a test's parameter: the name, not the bytes of the std::function members.
+inline void PrintTo(const Workload& w, std::ostream* os) { *os << w.name; }
 
 struct DriverOptions {
   uint64_t region_size = 8ull << 20;
