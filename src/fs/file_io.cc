@@ -112,17 +112,16 @@ Status FileSystem::AllocateLocked(Tx& tx, uint64_t ino, Inode& in, ExtentMap& ma
   return Ok();
 }
 
-Result<size_t> FileSystem::Write(uint64_t ino, uint64_t off, const void* data, size_t len, bool append) {
+Result<size_t> FileSystem::Write(uint64_t ino, uint64_t off, const void* data, size_t len, const Ctx& ctx) {
   std::unique_lock lk(mu_);
-  return WriteLocked(ino, off, data, len, append);
+  return WriteLocked(ctx, ino, off, data, len);
 }
 
-Result<size_t> FileSystem::WriteLocked(uint64_t ino, uint64_t off, const void* data, size_t len, bool append) {
+Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len) {
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (S_ISDIR(in.mode)) return Err(EISDIR, "write to a directory");
   if (!S_ISREG(in.mode)) return Err(EINVAL, "write to a special file");
-  if (append) off = in.size;
   if (len == 0) return size_t{0};
   if (off >= kMaxFileSize || len > kMaxFileSize - off) return Err(EFBIG, "write beyond the maximum file size");
   if (off + len > in.size) {
@@ -163,6 +162,7 @@ Result<size_t> FileSystem::WriteLocked(uint64_t ino, uint64_t off, const void* d
   }
   in.size = std::max<uint64_t>(in.size, off + len);
   in.mtime = in.ctime = Now();
+  PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));  // fence 1 also drains the data copied above
   return len;
@@ -230,7 +230,7 @@ Status FileSystem::ClearPastEofLocked(uint64_t ino, uint64_t upto) {
   return Ok();
 }
 
-Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::function<void(Inode&)>& also) {
+Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::function<Status(Tx&, Inode&)>& also) {
   PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino));
   if (size > cur.size) PMEMFS_TRY(ClearPastEofLocked(ino, size));
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
@@ -238,7 +238,7 @@ Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::functio
   bool shrink = size < in.size;
   in.size = size;
   in.mtime = in.ctime = Now();
-  if (also) also(in);
+  if (also) PMEMFS_TRY(also(tx, in));
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));
   // Blocks past the new EOF go in later transactions; if a crash cuts this short, the
@@ -247,7 +247,7 @@ Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::functio
   return Ok();
 }
 
-Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
+Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len, const Ctx& ctx) {
   constexpr int kKnown = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
   if (mode & ~kKnown) return Err(EOPNOTSUPP, "fallocate mode not supported");
   if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
@@ -307,11 +307,13 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
         in.blocks -= r.len;
       }
       in.mtime = in.ctime = Now();
+      PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
       PutInode(tx, ino, in);
       return Commit(tx);
     }
     Tx tx(*region_);
     in.mtime = in.ctime = Now();
+    PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
     PutInode(tx, ino, in);
     return Commit(tx);
   }
@@ -352,6 +354,7 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len)
   if (grows) in.size = end;
   in.ctime = Now();
   if (grows || (mode & FALLOC_FL_ZERO_RANGE)) in.mtime = in.ctime;
+  PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
   PutInode(tx, ino, in);
   return Commit(tx);
 }
@@ -383,7 +386,7 @@ Result<uint64_t> FileSystem::Lseek(uint64_t ino, uint64_t off, int whence) {
 }
 
 Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out,
-                                         size_t len) {
+                                         size_t len, const Ctx& ctx) {
   std::unique_lock lk(mu_);
   PMEMFS_ASSIGN_OR_RETURN(Inode src, LoadInode(ino_in));
   if (!S_ISREG(src.mode)) return Err(EINVAL, "copy from a non-regular file");
@@ -409,7 +412,7 @@ Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint6
         std::memcpy(buf.data() + (pos - off_in - done), region_->base() + e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), m);
       pos += m;
     }
-    PMEMFS_ASSIGN_OR_RETURN(size_t w, WriteLocked(ino_out, off_out + done, buf.data(), n, false));
+    PMEMFS_ASSIGN_OR_RETURN(size_t w, WriteLocked(ctx, ino_out, off_out + done, buf.data(), n));
     done += w;
   }
   return done;

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <linux/capability.h>
+
 #include <cstring>
 
 #include "extent/records.h"
@@ -233,12 +235,12 @@ static format::Timespec FromTimespec(const timespec& t) {
 }
 
 Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetAttrIn& a) {
-  (void)ctx;  // the kernel checked ownership (default_permissions)
+  // The kernel checked ownership (default_permissions).
   std::unique_lock lk(mu_);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   format::Timespec now = Now();
-  auto apply = [&](Inode& n) {
+  auto apply = [&](Tx& tx, Inode& n) -> Status {
     if (a.mask & kSetMode) n.mode = (n.mode & S_IFMT) | (a.mode & 07777);
     if (a.mask & kSetUid) n.uid = a.uid;
     if (a.mask & kSetGid) n.gid = a.gid;
@@ -248,6 +250,9 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
     else if (a.mask & kSetMtime) n.mtime = FromTimespec(a.mtime);
     if (a.mask & kSetSize) n.mtime = now;
     n.ctime = (a.mask & kSetCtime) ? FromTimespec(a.ctime) : now;
+    if (a.mask & (kSetUid | kSetGid)) PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, n, /*chown=*/true));
+    if (a.mask & kSetSize) PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, n, /*chown=*/false));
+    return Ok();
   };
   if (a.mask & kSetSize) {
     if (S_ISDIR(in.mode)) return Err(EISDIR, "truncate of a directory");
@@ -262,10 +267,27 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
     return ToStat(ino, in);
   }
   Tx tx(*region_);
-  apply(in);
+  PMEMFS_TRY(apply(tx, in));
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));
   return ToStat(ino, in);
+}
+
+Status FileSystem::KillPrivsLocked(const Ctx& ctx, Tx& tx, uint64_t ino, Inode& in, bool chown) {
+  if (!S_ISREG(in.mode)) return Ok();
+  const bool sgid_exec = (in.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+  bool changed = false;
+  if (((in.mode & S_ISUID) || sgid_exec) && (chown || !ctx.Has(CAP_FSETID))) {
+    in.mode &= ~S_ISUID;
+    if (sgid_exec) in.mode &= ~S_ISGID;
+    changed = true;
+  }
+  if (in.xattr_block) {
+    PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, ino, in, "security.capability"));
+    changed |= dropped;
+  }
+  if (changed && attr_changed_) tx.OnCommit([this, ino] { attr_changed_(ino); });
+  return Ok();
 }
 
 StatFs FileSystem::Statfs() {

@@ -46,6 +46,11 @@ struct Ctx {
   uint32_t gid = 0;
   uint32_t pid = 0;
   bool cap_linux_immutable = false;
+  // Asks whether the caller holds a capability (CAP_FSETID when a write would clear
+  // set-user-ID); consulted only when needed, since it reads /proc. Null: privileged (the
+  // daemon itself, tests).
+  bool (*has_capability)(uint32_t pid, int cap) = nullptr;
+  bool Has(int cap) const { return !has_capability || has_capability(pid, cap); }
 };
 
 struct Entry {
@@ -114,11 +119,13 @@ class FileSystem {
     size_t len;
   };
   Status Read(uint64_t ino, uint64_t off, uint64_t size, const std::function<void(const std::vector<Piece>&)>& sink);
-  Result<size_t> Write(uint64_t ino, uint64_t off, const void* data, size_t len, bool append);
+  // Writes at `off` (for O_APPEND the kernel passes the size it holds, which is ours).
+  Result<size_t> Write(uint64_t ino, uint64_t off, const void* data, size_t len, const Ctx& ctx = {});
   Status Fsync(uint64_t ino);
-  Status Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len);
+  Status Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len, const Ctx& ctx = {});
   Result<uint64_t> Lseek(uint64_t ino, uint64_t off, int whence);
-  Result<size_t> CopyFileRange(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len);
+  Result<size_t> CopyFileRange(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, size_t len,
+                               const Ctx& ctx = {});
 
   // ---- directories --------------------------------------------------------------------------
   // Calls `emit(name, ino, type, next_cookie)` for the entries from `cookie` on until it
@@ -153,6 +160,11 @@ class FileSystem {
   Result<LeaseInfo> Lease(uint64_t ino, bool take);
   void DropLease(uint64_t ino);
   bool HasImmutableExtents(uint64_t ino);
+
+  // Called, after the commit, when an operation changed attributes the kernel caches but
+  // does not expect to change (a write clearing set-user-ID): the FUSE adapter invalidates
+  // the kernel's copy. Set before serving; called with the filesystem lock held.
+  void SetAttrChangedHook(std::function<void(uint64_t ino)> fn) { attr_changed_ = std::move(fn); }
 
  private:
   struct InodeState {
@@ -200,12 +212,21 @@ class FileSystem {
   Status TruncateBlocksLocked(uint64_t ino, uint64_t from_lblk);      // batched transactions
   // Sets the size and, in the same transaction, whatever `also` changes (setattr's other
   // attributes); a shrink then releases the blocks past EOF in later transactions.
-  Status SetSizeLocked(uint64_t ino, uint64_t size, const std::function<void(format::Inode&)>& also = {});
+  Status SetSizeLocked(uint64_t ino, uint64_t size,
+                       const std::function<Status(extent::Tx&, format::Inode&)>& also = {});
   // Makes the bytes past EOF safe to expose before the size grows over them: written blocks
   // left past EOF by an interrupted truncate are released, and the tail of the EOF block
   // from EOF up to `upto` (at most the block's end) is zeroed. Changes nothing visible.
   Status ClearPastEofLocked(uint64_t ino, uint64_t upto);
-  Result<size_t> WriteLocked(uint64_t ino, uint64_t off, const void* data, size_t len, bool append);
+  Result<size_t> WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len);
+  // What the kernel's file_remove_privs does, which the kernel leaves to this daemon
+  // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc): a change to a regular file's data or size,
+  // or of its owner (`chown`), removes security.capability and clears set-user-ID, and
+  // set-group-ID when the group may execute; for data and size, only when the caller lacks
+  // CAP_FSETID. Staged in `tx` with the change itself.
+  Status KillPrivsLocked(const Ctx& ctx, extent::Tx& tx, uint64_t ino, format::Inode& in, bool chown);
+  // Stages the removal of xattr `name`; false when the inode has none of that name.
+  Result<bool> StageDropXattrLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, std::string_view name);
   Status ZeroRangeLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
                          uint64_t off, uint64_t len);
   Status AllocateLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
@@ -236,6 +257,7 @@ class FileSystem {
   mutable std::mutex error_mu_;
   std::string error_;                  // sticky; GUARDED_BY(error_mu_)
   std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
+  std::function<void(uint64_t)> attr_changed_;
 };
 
 // DT_* type of a mode.

@@ -5,10 +5,14 @@
 #include "fs/fuse_ops.h"
 
 #include <fuse_lowlevel.h>
+#include <linux/capability.h>
+#include <linux/fuse.h>
+#include <sys/uio.h>
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -25,18 +29,21 @@ constexpr double kTimeout = 1.0;  // every change passes through this daemon's k
 struct Session {
   FileSystem* fs;
   bool no_opendir = false;  // the kernel takes ENOSYS from opendir as "no opendir needed"
+  std::atomic<uint64_t> init_unique{0};  // the kernel's INIT request, while it is in flight
 };
 
 Session& Sess(fuse_req_t req) { return *static_cast<Session*>(fuse_req_userdata(req)); }
 FileSystem& Fs(fuse_req_t req) { return *Sess(req).fs; }
 
-bool HasCapLinuxImmutable(pid_t pid) {
+// Whether process `pid` holds capability `cap` in its effective set. False when it cannot
+// be told (the process is gone).
+bool HasCapability(uint32_t pid, int cap) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(status, line)) {
     if (line.rfind("CapEff:", 0) == 0) {
-      uint64_t caps = std::stoull(line.substr(7), nullptr, 16);
-      return caps & (1ull << 9);  // CAP_LINUX_IMMUTABLE
+      uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+      return caps & (1ull << cap);
     }
   }
   return false;
@@ -44,8 +51,8 @@ bool HasCapLinuxImmutable(pid_t pid) {
 
 Ctx MakeCtx(fuse_req_t req, bool want_caps = false) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  Ctx ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), false};
-  if (want_caps) ctx.cap_linux_immutable = HasCapLinuxImmutable(c->pid);
+  Ctx ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), false, HasCapability};
+  if (want_caps) ctx.cap_linux_immutable = HasCapability(ctx.pid, CAP_LINUX_IMMUTABLE);
   return ctx;
 }
 
@@ -292,9 +299,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
 void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) noexcept {
   Guard(req, "write", [&] {
     if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-    // O_APPEND: the kernel has already set `off` to the size it holds, which is ours (every
-    // change passes through this mount).
-    auto r = Fs(req).Write(ino, static_cast<uint64_t>(off), buf, size, /*append=*/false);
+    auto r = Fs(req).Write(ino, static_cast<uint64_t>(off), buf, size, MakeCtx(req));
     if (!r.ok()) return ReplyErr(req, r.error(), "write", ino);
     fuse_reply_write(req, *r);
   });
@@ -421,7 +426,7 @@ void Access(fuse_req_t req, fuse_ino_t ino, int) noexcept {
 void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) noexcept {
   Guard(req, "fallocate", [&] {
     if (off < 0 || len <= 0) return (void)fuse_reply_err(req, EINVAL);
-    ReplyStatus(req, Fs(req).Fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len)),
+    ReplyStatus(req, Fs(req).Fallocate(ino, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len), MakeCtx(req)),
                 "fallocate", ino);
   });
 }
@@ -439,7 +444,8 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_in
                    off_t off_out, fuse_file_info*, size_t len, int flags) noexcept {
   Guard(req, "copy_file_range", [&] {
     if (flags != 0 || off_in < 0 || off_out < 0) return (void)fuse_reply_err(req, EINVAL);
-    auto r = Fs(req).CopyFileRange(ino_in, static_cast<uint64_t>(off_in), ino_out, static_cast<uint64_t>(off_out), len);
+    auto r = Fs(req).CopyFileRange(ino_in, static_cast<uint64_t>(off_in), ino_out, static_cast<uint64_t>(off_out), len,
+                                   MakeCtx(req));
     if (!r.ok()) return ReplyErr(req, r.error(), "copy_file_range", ino_out);
     fuse_reply_write(req, *r);
   });
@@ -524,6 +530,44 @@ fuse_lowlevel_ops MakeOps() {
   return ops;
 }
 
+// /dev/fuse I/O with one addition to the INIT reply: FUSE_HANDLE_KILLPRIV_V2, which
+// libfuse 3.14 predates. Without it the kernel asks for security.capability (a GETXATTR
+// round trip) before every write() to learn whether the write must clear privileges; with
+// it the kernel trusts the daemon to clear them (FileSystem::KillPrivsLocked), which halves
+// the round trips of small writes. The flag is only added when the kernel offered it.
+ssize_t DevRead(int fd, void* buf, size_t len, void* userdata) {
+  ssize_t n = ::read(fd, buf, len);
+  constexpr size_t kInitFlagsEnd = sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) + sizeof(uint32_t);
+  if (n >= static_cast<ssize_t>(kInitFlagsEnd)) {
+    fuse_in_header h;
+    std::memcpy(&h, buf, sizeof(h));
+    uint32_t flags;
+    std::memcpy(&flags, static_cast<uint8_t*>(buf) + sizeof(h) + offsetof(fuse_init_in, flags), sizeof(flags));
+    if (h.opcode == FUSE_INIT && (flags & FUSE_HANDLE_KILLPRIV_V2))
+      static_cast<Session*>(userdata)->init_unique = h.unique;
+  }
+  return n;
+}
+
+ssize_t DevWritev(int fd, iovec* iov, int count, void* userdata) {
+  auto* s = static_cast<Session*>(userdata);
+  uint64_t init = s->init_unique.load();
+  if (init != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
+      iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
+    fuse_out_header h;
+    std::memcpy(&h, iov[0].iov_base, sizeof(h));
+    if (h.unique == init) {
+      s->init_unique = 0;
+      if (h.error == 0) {
+        auto* flags = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(iov[1].iov_base) + offsetof(fuse_init_out, flags));
+        *flags |= FUSE_HANDLE_KILLPRIV_V2;
+        spdlog::debug("FUSE: the daemon clears set-user-ID, set-group-ID and capabilities (HANDLE_KILLPRIV_V2)");
+      }
+    }
+  }
+  return ::writev(fd, iov, count);
+}
+
 }  // namespace
 
 int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
@@ -543,9 +587,15 @@ int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
     spdlog::error("cannot create the FUSE session (bad -o option?)");
     return 1;
   }
+  // Attributes only (negative offset): safe while the kernel waits for this daemon's reply.
+  fs.SetAttrChangedHook([se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
   int rc = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, opts.mountpoint.c_str()) == 0) {
+      fuse_custom_io io{};
+      io.read = DevRead;
+      io.writev = DevWritev;
+      if (fuse_session_custom_io(se, &io, fuse_session_fd(se)) != 0) spdlog::warn("FUSE: custom I/O refused");
       if (fuse_daemonize(opts.foreground ? 1 : 0) == 0) {
         if (opts.on_mounted) opts.on_mounted();
         fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -566,6 +616,7 @@ int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
     }
     fuse_remove_signal_handlers(se);
   }
+  fs.SetAttrChangedHook(nullptr);
   fuse_session_destroy(se);
   fuse_opt_free_args(&args);
   return rc;

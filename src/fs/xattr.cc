@@ -136,11 +136,22 @@ Status FileSystem::RemoveXattr(const Ctx& ctx, uint64_t ino, std::string_view na
   std::unique_lock lk(mu_);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  Tx tx(*region_);
+  PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, ino, in, name));
+  if (!dropped) return Err(ENODATA, "no such xattr");
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  in.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
+  PutInode(tx, ino, in);
+  return Commit(tx);
+}
+
+Result<bool> FileSystem::StageDropXattrLocked(Tx& tx, uint64_t ino, Inode& in, std::string_view name) {
+  if (!in.xattr_block) return false;
   PMEMFS_ASSIGN_OR_RETURN(XattrList list, ParseXattrs(*region_, ino, in));
   auto it = std::find_if(list.begin(), list.end(), [&](auto& kv) { return kv.first == name; });
-  if (it == list.end()) return Err(ENODATA, "no such xattr");
+  if (it == list.end()) return false;
   list.erase(it);
-  Tx tx(*region_);
   if (list.empty()) {
     // The block is freed, never written, by this transaction (the journal's replay rule).
     alloc_.StageFree(tx, extent::Run{in.xattr_block / kBlockSize, 1});
@@ -150,11 +161,7 @@ Status FileSystem::RemoveXattr(const Ctx& ctx, uint64_t ino, std::string_view na
     std::vector<uint8_t> blk = SerializeXattrs(list, ino);
     tx.Write(in.xattr_block, blk.data(), static_cast<uint32_t>(blk.size()));
   }
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  in.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
-  PutInode(tx, ino, in);
-  return Commit(tx);
+  return true;
 }
 
 }  // namespace pmemfs::fs

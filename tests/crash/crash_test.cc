@@ -41,7 +41,7 @@ uint64_t Ino(FileSystem& fs, uint64_t parent, const std::string& name) {
 }
 void Put(FileSystem& fs, uint64_t ino, uint64_t off, size_t len, char fill) {
   std::string data(len, fill);
-  auto r = fs.Write(ino, off, data.data(), data.size(), false);
+  auto r = fs.Write(ino, off, data.data(), data.size());
   if (!r.ok()) ADD_FAILURE() << "write: " << r.error().Message();
 }
 void Ok(const Status& s, const char* what) {

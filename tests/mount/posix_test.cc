@@ -395,6 +395,66 @@ TEST_F(PosixTest, Access) {
   EXPECT_NE(r.status, 0) << r.output;
 }
 
+// Clearing of privileges on change, as the kernel's VFS does it for local filesystems; pmemfs
+// does it in the daemon (the kernel leaves it there, see fuse_ops.cc) and the kernel's cached
+// mode must follow at once.
+class PrivilegeTest : public PosixTest {
+ protected:
+  std::string MountOptions() const override { return "allow_other"; }
+  static std::string AsNobody(const std::string& cmd) {
+    return "setpriv --reuid=65534 --regid=65534 --clear-groups " + cmd;
+  }
+  mode_t Mode(const std::string& rel) { return Stat(rel).st_mode & 07777; }
+  void SetMode(const std::string& rel, mode_t mode) { ASSERT_EQ(::chmod(P(rel).c_str(), mode), 0); }
+};
+
+TEST_F(PrivilegeTest, UnprivilegedChangesClearSetuidAndGroupExecutableSetgid) {
+  ASSERT_TRUE(WriteFile(P("f"), "x"));
+  SetMode("f", 06777);
+  Ok(AsNobody("sh -c 'echo more >> f'"));
+  EXPECT_EQ(Mode("f"), 0777u) << "write";
+  SetMode("f", 06777);
+  Ok(AsNobody("truncate -s 1 f"));
+  EXPECT_EQ(Mode("f"), 0777u) << "truncate";
+  SetMode("f", 06777);
+  Ok(AsNobody("sh -c ': > f'"));
+  EXPECT_EQ(Mode("f"), 0777u) << "open with O_TRUNC";
+  SetMode("f", 06777);
+  Ok(AsNobody("fallocate -l 65536 f"));
+  EXPECT_EQ(Mode("f"), 0777u) << "fallocate";
+  // Set-group-ID without group execute marks mandatory locking, not privilege: kept.
+  SetMode("f", 06767);
+  Ok(AsNobody("sh -c 'echo more >> f'"));
+  EXPECT_EQ(Mode("f"), 02767u) << "write, setgid without group execute";
+}
+
+TEST_F(PrivilegeTest, PrivilegedWritesKeepTheBitsAndChownClearsThem) {
+  ASSERT_TRUE(WriteFile(P("f"), "x"));
+  SetMode("f", 06777);
+  Ok("sh -c 'echo more >> f' && truncate -s 100 f");  // root holds CAP_FSETID
+  EXPECT_EQ(Mode("f"), 06777u);
+  ASSERT_EQ(::chown(P("f").c_str(), 65534, 65534), 0);
+  EXPECT_EQ(Mode("f"), 0777u) << "chown";
+  SetMode("f", 06755);
+  ASSERT_EQ(::chown(P("f").c_str(), 0, 0), 0);
+  EXPECT_EQ(Mode("f"), 0755u) << "chown back";
+}
+
+TEST_F(PrivilegeTest, WriteRemovesFileCapabilities) {
+  ASSERT_TRUE(WriteFile(P("f"), "x"));
+  // VFS_CAP_REVISION_2, permitted CAP_NET_RAW: the format the kernel accepts from root.
+  Ok("setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 f");
+  Ok("setfattr -n user.keep -v 1 f");
+  Ok("getfattr -n security.capability f");
+  Ok("sh -c 'echo more >> f'");
+  EXPECT_ERRNO(ENODATA, ::getxattr(P("f").c_str(), "security.capability", nullptr, 0));
+  EXPECT_EQ(::getxattr(P("f").c_str(), "user.keep", nullptr, 0), 1);
+  // And on chown, with the xattr block freed when the capability was the last xattr.
+  Ok("setfattr -x user.keep f && setfattr -n security.capability -v 0x0100000200200000000000000000000000000000 f");
+  ASSERT_EQ(::chown(P("f").c_str(), 65534, 65534), 0);
+  EXPECT_ERRNO(ENODATA, ::getxattr(P("f").c_str(), "security.capability", nullptr, 0));
+}
+
 // A full region: the failing write reports ENOSPC, earlier data is intact, and the
 // filesystem is consistent after unmount.
 class FullRegionTest : public PosixTest {};

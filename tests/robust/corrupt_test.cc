@@ -47,7 +47,7 @@ class CorruptTest : public ::testing::Test {
           uint64_t ino = fs.Mknod(kRoot, dir, "file-with-a-longer-name-" + std::to_string(f), S_IFREG | 0644, 0)->ino;
           std::string data(1000 + f * 300, char('a' + f % 26));
           for (int piece = 0; piece < 1 + f % 7; ++piece) {  // several extents, some with holes
-            (void)fs.Write(ino, piece * 3 * 4096, data.data(), data.size(), false);
+            (void)fs.Write(ino, piece * 3 * 4096, data.data(), data.size());
           }
           if (f % 5 == 0) (void)fs.SetXattr(kRoot, ino, "user.tag", "value-" + std::to_string(f), 0);
         }
@@ -55,9 +55,9 @@ class CorruptTest : public ::testing::Test {
         prev = dir;
       }
       uint64_t big = fs.Mknod(kRoot, format::kRootIno, "big", S_IFREG | 0644, 0)->ino;
-      for (int i = 0; i < 400; ++i) (void)fs.Write(big, i * 8192, "x", 1, false);  // an extent-block chain
+      for (int i = 0; i < 400; ++i) (void)fs.Write(big, i * 8192, "x", 1);  // an extent-block chain
       uint64_t orphan = fs.Mknod(kRoot, format::kRootIno, "orphan", S_IFREG | 0644, 0)->ino;
-      (void)fs.Write(orphan, 0, "gone", 4, false);
+      (void)fs.Write(orphan, 0, "gone", 4);
       (void)fs.Open(orphan, O_RDWR);
       (void)fs.Unlink(format::kRootIno, "orphan");
       (void)m->release();  // as a crash: the orphan stays on the orphan list
@@ -127,7 +127,7 @@ class CorruptTest : public ::testing::Test {
       } else if (S_ISREG(e->attr.st_mode)) {
         uint64_t len = std::min<uint64_t>(e->attr.st_size, 4 << 20);
         (void)fs.Read(e->ino, 0, len, [](const std::vector<fs::FileSystem::Piece>&) {});
-        (void)fs.Write(e->ino, 0, "w", 1, false);
+        (void)fs.Write(e->ino, 0, "w", 1);
       }
     }
     (void)fs.Mknod(kRoot, dir, "new-after-damage", S_IFREG | 0644, 0);

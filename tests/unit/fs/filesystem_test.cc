@@ -191,7 +191,7 @@ TEST_F(FsTest, EnospcChangesNothing) {
   uint64_t f = Create(kRootIno, "fill");
   uint64_t free_blocks = fs_->Statfs().bfree;
   std::string big((free_blocks + 10) * 4096, 'e');
-  auto r = fs_->Write(f, 0, big.data(), big.size(), false);
+  auto r = fs_->Write(f, 0, big.data(), big.size());
   EXPECT_EQ(r.code(), ENOSPC);
   EXPECT_EQ(fs_->Statfs().bfree, free_blocks);
   EXPECT_EQ(Stat(f).st_size, 0);
@@ -239,7 +239,7 @@ TEST_F(FsTest, ImmutableExtentsPrepareAndRefuse) {
   a.mask = kSetSize;
   a.size = 0;
   EXPECT_EQ(fs_->SetAttr(ctx_, f, a).code(), EPERM);
-  EXPECT_EQ(fs_->Write(f, 300 * 1024, "x", 1, false).code(), EPERM);
+  EXPECT_EQ(fs_->Write(f, 300 * 1024, "x", 1).code(), EPERM);
   EXPECT_EQ(fs_->Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096).code(), EPERM);
   EXPECT_EQ(fs_->Unlink(kRootIno, "imm").code(), EPERM);
   Write(f, 10, "in place");

@@ -42,7 +42,7 @@ class FsTest : public ::testing::Test {
     return e.ok() ? e->ino : 0;
   }
   void Write(uint64_t ino, uint64_t off, const std::string& data) {
-    auto r = fs_->Write(ino, off, data.data(), data.size(), false);
+    auto r = fs_->Write(ino, off, data.data(), data.size());
     ASSERT_TRUE(r.ok()) << r.error().Message();
     ASSERT_EQ(*r, data.size());
   }
