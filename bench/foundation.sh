@@ -18,7 +18,7 @@ mount_fs() {
   for _ in $(seq 100); do mountpoint -q "$M" && return 0; sleep 0.05; done
   echo "mount failed; see $LOG" >&2; return 1
 }
-"$BIN/mkfs.pmemfs" -f --size 8G -N 200000 "$R" >/dev/null
+"$BIN/mkfs.pmemfs" -f --size 8G --sparse -N 200000 "$R" >/dev/null
 mount_fs
 mkdir "$M/many" "$M/kept"
 echo "## metadata, 100,000 empty files in one directory"

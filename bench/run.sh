@@ -145,7 +145,7 @@ BIG=/var/tmp/pmemfs-bench-big
 mount_figures() {  # FILES
   local n=$1 m="$WORK/mnt-big" times=() rss=() pid
   rm -f "$BIG"
-  "$B/mkfs.pmemfs" -f --size 64G -N $((n + n / 10 + 1000)) "$BIG" >/dev/null
+  "$B/mkfs.pmemfs" -f --size 64G --sparse -N $((n + n / 10 + 1000)) "$BIG" >/dev/null
   PMEM2_FORCE_GRANULARITY=CACHE_LINE "$B/populate" "$BIG" "$n"
   mkdir -p "$m"
   for r in $(seq "$RUNS"); do

@@ -16,9 +16,11 @@ namespace {
 
 void Usage(FILE* f) {
   std::fprintf(f,
-               "usage: mkfs.pmemfs [-f] [--size SIZE] [-N INODES] [-J JOURNAL_SIZE] [-L LABEL] REGION\n"
+               "usage: mkfs.pmemfs [-f] [--size SIZE [--sparse]] [-N INODES] [-J JOURNAL_SIZE] [-L LABEL] REGION\n"
                "  REGION          a devdax device (/dev/daxX.Y) or a file\n"
-               "  -s, --size SIZE create REGION as a sparse file of SIZE bytes (K, M, G, T suffixes)\n"
+               "  -s, --size SIZE create (or extend) REGION as a file of SIZE bytes (K, M, G, T suffixes),\n"
+               "                  its space allocated\n"
+               "      --sparse    with --size: leave the file sparse (space is taken as it is written)\n"
                "  -N, --inodes N  number of inodes (default: one per 16 KiB)\n"
                "  -J, --journal S journal size (default: region/256, 256 KiB..16 MiB)\n"
                "  -L, --label L   filesystem label (up to 63 bytes)\n"
@@ -46,6 +48,7 @@ std::string OtherSignature(const std::string& path) {
 
 int main(int argc, char** argv) {
   static const option kLong[] = {{"size", required_argument, nullptr, 's'},
+                                 {"sparse", no_argument, nullptr, 'S'},
                                  {"inodes", required_argument, nullptr, 'N'},
                                  {"journal", required_argument, nullptr, 'J'},
                                  {"label", required_argument, nullptr, 'L'},
@@ -54,7 +57,7 @@ int main(int argc, char** argv) {
                                  {nullptr, 0, nullptr, 0}};
   extent::MkfsOptions opts;
   std::optional<uint64_t> size;
-  bool force = false;
+  bool force = false, sparse = false;
   for (int c; (c = getopt_long(argc, argv, "s:N:J:L:fh", kLong, nullptr)) != -1;) {
     switch (c) {
       case 's':
@@ -75,6 +78,7 @@ int main(int argc, char** argv) {
       }
       case 'L': opts.label = optarg; break;
       case 'f': force = true; break;
+      case 'S': sparse = true; break;
       case 'h': Usage(stdout); return 0;
       default: Usage(stderr); return 1;
     }
@@ -85,8 +89,9 @@ int main(int argc, char** argv) {
   }
   std::string path = argv[optind];
   if (opts.label.size() > 63) return std::fprintf(stderr, "mkfs.pmemfs: label longer than 63 bytes\n"), 1;
+  if (sparse && !size) return std::fprintf(stderr, "mkfs.pmemfs: --sparse needs --size\n"), 1;
   if (size) {
-    if (Status s = pmem::CreateRegionFile(path, *size); !s.ok())
+    if (Status s = pmem::CreateRegionFile(path, *size, sparse); !s.ok())
       return std::fprintf(stderr, "mkfs.pmemfs: %s: %s\n", path.c_str(), s.error().Message().c_str()), 1;
   }
   auto region = pmem::Pmem2Region::Open(path, {});

@@ -141,15 +141,29 @@ Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t of
   bool zero_head = (off % kBlockSize) && needs_zero(b0);
   bool zero_tail = ((off + len) % kBlockSize) && needs_zero(b1 - 1);
 
+  // A write into an unwritten extent splits it, so random writes into a preallocated file
+  // would leave an extent per block. As ext4's zeroout does, the conversion takes in the
+  // rest of the aligned window around the write that lies in the same unwritten extent and
+  // below EOF; those blocks are zeroed first (unwritten blocks are nobody's data yet).
+  constexpr uint64_t kZerooutBlocks = 16;
+  const uint64_t eof_blk = BlocksUp(std::max<uint64_t>(in.size, off + len));
+  uint64_t c0 = b0, c1 = b1;
+  if (const Extent* e = map->Next(b0); e && e->lblk <= b0 && (e->flags & format::kExtentUnwritten))
+    c0 = std::max(e->lblk, b0 / kZerooutBlocks * kZerooutBlocks);
+  if (const Extent* e = map->Next(b1 - 1); e && e->lblk <= b1 - 1 && (e->flags & format::kExtentUnwritten))
+    c1 = std::min({e->lblk + e->len, (b1 + kZerooutBlocks - 1) / kZerooutBlocks * kZerooutBlocks, std::max(eof_blk, b1)});
+
   Tx tx(*region_);
   DropCaches(tx, ino);
   // Pass 1: every block of the range mapped and written.
   PMEMFS_TRY(AllocateLocked(tx, ino, in, *map, b0, b1 - b0, false, 1));
-  PMEMFS_TRY(map->SetFlags(tx, in, b0, b1 - b0, 0, alloc_));
   auto block_off = [&](uint64_t b) {
     const Extent* e = map->Next(b);
     return (e->pblk + (b - e->lblk)) * kBlockSize;
   };
+  for (uint64_t b = c0; b < b0; ++b) region_->ZeroFlush(block_off(b), kBlockSize);
+  for (uint64_t b = b1; b < c1; ++b) region_->ZeroFlush(block_off(b), kBlockSize);
+  PMEMFS_TRY(map->SetFlags(tx, in, c0, c1 - c0, 0, alloc_));
   if (zero_head) region_->ZeroFlush(block_off(b0), kBlockSize);
   if (zero_tail && (b1 - 1 != b0 || !zero_head)) region_->ZeroFlush(block_off(b1 - 1), kBlockSize);
   // Pass 2: the data, extent by extent.

@@ -4,12 +4,15 @@
 #include <libpmem2.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 namespace pmemfs::pmem {
 namespace {
@@ -79,21 +82,61 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, 
 }
 
 Pmem2Region::~Pmem2Region() {
+  if (granularity_ == Granularity::kPage) Drain();  // nothing flushed is left behind
   if (map_) pmem2_map_delete(&map_);
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
+// Page granularity: libpmem2's flush is one msync per call, and a journal commit flushes a
+// handful of small ranges between two fences. Flush only notes the range (per thread: the
+// flushing thread is the one that drains) and Drain makes one msync over the span of them,
+// which writes back exactly the dirty pages in it (none outside what was flushed, unless
+// another thread dirtied them, which is harmless).
+namespace {
+struct PendingPages {
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  void Add(const void* p, uint64_t len) {
+    auto a = reinterpret_cast<uintptr_t>(p);
+    lo = std::min(lo, a);
+    hi = std::max(hi, a + len);
+  }
+  void Sync() {
+    if (lo >= hi) return;
+    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    uintptr_t start = lo & ~(page - 1);
+    if (msync(reinterpret_cast<void*>(start), hi - start, MS_SYNC) != 0)
+      spdlog::error("msync of the region: {}", std::strerror(errno));
+    lo = UINTPTR_MAX;
+    hi = 0;
+  }
+};
+thread_local PendingPages pending;
+}  // namespace
+
 void Pmem2Region::Flush(uint64_t off, uint64_t len) {
-  if (len) flush_(base_ + off, len);
+  if (len == 0) return;
+  if (granularity_ == Granularity::kPage) return pending.Add(base_ + off, len);
+  flush_(base_ + off, len);
 }
 
-void Pmem2Region::Drain() { drain_(); }
+void Pmem2Region::Drain() {
+  if (granularity_ == Granularity::kPage) return pending.Sync();
+  drain_();
+}
 
 void Pmem2Region::CopyFlush(uint64_t off, const void* src, uint64_t len) {
+  if (granularity_ == Granularity::kPage) {
+    std::memcpy(base_ + off, src, len);
+    return pending.Add(base_ + off, len);
+  }
   memcpy_(base_ + off, src, len, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
 }
 
 void Pmem2Region::ZeroFlush(uint64_t off, uint64_t len) {
+  if (granularity_ == Granularity::kPage) {
+    std::memset(base_ + off, 0, len);
+    return pending.Add(base_ + off, len);
+  }
   memset_(base_ + off, 0, len, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
 }
 
@@ -102,8 +145,10 @@ std::string Pmem2Region::Describe() const {
          " granularity, " + std::to_string(alignment_) + "-byte alignment)";
 }
 
-Status CreateRegionFile(const std::string& path, uint64_t size) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+Status CreateRegionFile(const std::string& path, uint64_t size, bool sparse) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  bool created = fd >= 0;
+  if (!created && errno == EEXIST) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return Err(errno, "create region file");
   struct stat st {};
   Status s;
@@ -113,8 +158,13 @@ Status CreateRegionFile(const std::string& path, uint64_t size) {
     s = Err(EINVAL, "--size applies to regular files only");
   } else if (static_cast<uint64_t>(st.st_size) < size && ftruncate(fd, static_cast<off_t>(size)) != 0) {
     s = Err(errno, "size region file");
+  } else if (!sparse && fallocate(fd, 0, 0, static_cast<off_t>(std::max<uint64_t>(size, st.st_size))) != 0 &&
+             errno != EOPNOTSUPP) {
+    // A sparse region on a full filesystem would fail later, as SIGBUS on a store.
+    s = Err(errno, "allocate region file (--sparse creates it without allocating)");
   }
   ::close(fd);
+  if (!s.ok() && created) ::unlink(path.c_str());
   return s;
 }
 

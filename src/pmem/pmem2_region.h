@@ -52,8 +52,10 @@ class Pmem2Region final : public Region {
   void* (*memset_)(void*, int, size_t, unsigned) = nullptr;
 };
 
-// Creates (or extends) a regular file of `size` bytes, sparse. EEXIST-free: an existing
-// smaller file is extended, a larger one left alone.
-Status CreateRegionFile(const std::string& path, uint64_t size);
+// Creates (or extends) a regular file of `size` bytes. EEXIST-free: an existing smaller file
+// is extended, a larger one left alone. Unless `sparse`, the file's space is allocated, so
+// that a full filesystem under it fails here and not as SIGBUS on a store in the daemon, and
+// the first store to a block pays no allocation. A file created here is removed on failure.
+Status CreateRegionFile(const std::string& path, uint64_t size, bool sparse);
 
 }  // namespace pmemfs::pmem

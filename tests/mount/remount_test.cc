@@ -180,5 +180,29 @@ TEST_F(RegionTest, MkfsRefusesSignaturesWithoutForce) {
   EXPECT_EQ(m_.Unmount(), 0);
 }
 
+TEST_F(RegionTest, MkfsSizeAllocatesTheFileUnlessSparse) {
+  auto allocated = [&](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  const std::string dense = m_.dir() + "/dense", sparse = m_.dir() + "/sparse";
+  ASSERT_EQ(Sh(Bin("mkfs.pmemfs") + " --size 32M " + dense).status, 0);
+  EXPECT_GE(allocated(dense), 32ull << 20);
+  ASSERT_EQ(Sh(Bin("mkfs.pmemfs") + " --size 32M --sparse " + sparse).status, 0);
+  EXPECT_LT(allocated(sparse), 16ull << 20);
+  EXPECT_NE(Sh(Bin("mkfs.pmemfs") + " --sparse " + sparse).status, 0) << "--sparse without --size";
+  // A region that does not fit: refused at once, and the file it would have created is gone.
+  const std::string small_fs = m_.dir() + "/small";
+  ASSERT_EQ(Sh("mkdir -p " + small_fs + " && mount -t tmpfs -o size=8M tmpfs " + small_fs).status, 0);
+  CommandResult r = Sh(Bin("mkfs.pmemfs") + " --size 64M " + small_fs + "/region");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--sparse"), std::string::npos) << r.output;
+  EXPECT_NE(::access((small_fs + "/region").c_str(), F_OK), 0);
+  Sh("umount " + small_fs);
+  ::unlink(dense.c_str());
+  ::unlink(sparse.c_str());
+}
+
 }  // namespace
 }  // namespace pmemfs::testing
