@@ -102,15 +102,23 @@ std::map<std::string, Expect> Replay(const std::string& log_path, std::map<std::
       known[args[0]] = {};
     }
   }
-  // The operation in flight when the daemon died: either outcome is allowed.
+  // The operation in flight when the daemon died: either outcome is allowed. Names can
+  // repeat across iterations (each child starts at a random number), so an in-flight
+  // create may truncate an older file of that name and a rename may replace one.
   if (!intent.empty()) {
-    if (intent[0] == "I") known[intent[1]].state = Expect::kEither;
+    if (intent[0] == "I") known[intent[1]] = {Expect::kEither, 0, 0, false};
     if (intent[0] == "R") {
       if (known[intent[1]].state == Expect::kPresent) {
         Expect e = known[intent[1]];
         e.state = Expect::kEither;
-        known[intent[1]] = known[intent[2]] = e;
-        *renaming = {intent[1], intent[2]};
+        bool replaces = known[intent[2]].state != Expect::kAbsent;
+        known[intent[1]] = e;
+        if (replaces) {
+          known[intent[2]] = {Expect::kEither, 0, 0, false};  // the old file or the renamed one
+        } else {
+          known[intent[2]] = e;
+          *renaming = {intent[1], intent[2]};  // exactly one of the two names exists
+        }
       }
     }
     if (intent[0] == "U" && known[intent[1]].state != Expect::kAbsent) known[intent[1]].state = Expect::kEither;
