@@ -45,10 +45,9 @@ struct Ctx {
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t pid = 0;
-  bool cap_linux_immutable = false;
-  // Asks whether the caller holds a capability (CAP_FSETID when a write would clear
-  // set-user-ID); consulted only when needed, since it reads /proc. Null: privileged (the
-  // daemon itself, tests).
+  // Asks whether the caller holds a capability (CAP_LINUX_IMMUTABLE to change the flag,
+  // CAP_FSETID when a write would clear set-user-ID); consulted only when needed, since it
+  // reads /proc. Null: privileged (the daemon itself, tests).
   bool (*has_capability)(uint32_t pid, int cap) = nullptr;
   bool Has(int cap) const { return !has_capability || has_capability(pid, cap); }
 };

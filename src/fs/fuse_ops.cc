@@ -18,7 +18,6 @@
 #include <fstream>
 
 #include "common/lease_protocol.h"
-#include "fs/immutable.h"
 
 namespace pmemfs::fs {
 namespace {
@@ -49,11 +48,9 @@ bool HasCapability(uint32_t pid, int cap) {
   return false;
 }
 
-Ctx MakeCtx(fuse_req_t req, bool want_caps = false) {
+Ctx MakeCtx(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  Ctx ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), false, HasCapability};
-  if (want_caps) ctx.cap_linux_immutable = HasCapability(ctx.pid, CAP_LINUX_IMMUTABLE);
-  return ctx;
+  return Ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), HasCapability};
 }
 
 bool Expected(int code) {
@@ -382,7 +379,7 @@ void Statfs(fuse_req_t req, fuse_ino_t) noexcept {
 
 void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) noexcept {
   Guard(req, "setxattr", [&] {
-    ReplyStatus(req, Fs(req).SetXattr(MakeCtx(req, IsVirtualXattr(name)), ino, name, std::string_view(value, size), flags),
+    ReplyStatus(req, Fs(req).SetXattr(MakeCtx(req), ino, name, std::string_view(value, size), flags),
                 "setxattr", ino);
   });
 }
@@ -411,7 +408,7 @@ void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
 
 void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) noexcept {
   Guard(req, "removexattr", [&] {
-    ReplyStatus(req, Fs(req).RemoveXattr(MakeCtx(req, IsVirtualXattr(name)), ino, name), "removexattr", ino);
+    ReplyStatus(req, Fs(req).RemoveXattr(MakeCtx(req), ino, name), "removexattr", ino);
   });
 }
 

@@ -104,8 +104,8 @@ Status FileSystem::RemoveVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_
 
 static Status MayChangeFlag(const Ctx& ctx, const Inode& in, bool user_immutable) {
   if (!S_ISREG(in.mode)) return Err(EINVAL, "immutable extents apply to regular files only");
-  if (ctx.cap_linux_immutable) return Ok();
   if (user_immutable && ctx.uid == in.uid) return Ok();
+  if (ctx.Has(CAP_LINUX_IMMUTABLE)) return Ok();
   return Err(EPERM, "changing immutable extents needs CAP_LINUX_IMMUTABLE (or -o user_immutable as owner)");
 }
 

@@ -220,7 +220,7 @@ TEST_F(FsTest, Xattrs) {
 TEST_F(FsTest, ImmutableExtentsPrepareAndRefuse) {
   uint64_t f = Create(kRootIno, "imm");
   Write(f, 200 * 1024, "end");  // sparse, not 64K-aligned as a whole
-  Ctx user{1000, 1000, 1, false};
+  Ctx user{1000, 1000, 1, [](uint32_t, int) { return false; }};  // holds no capability
   EXPECT_EQ(fs_->SetXattr(user, f, "user.pmemfs.immutable_extents", "1", 0).code(), EPERM);
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.pmemfs.immutable_extents", "3K", 0).code(), EINVAL);
   ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.pmemfs.immutable_extents", "64K", 0).ok());

@@ -63,7 +63,7 @@ class FsTest : public ::testing::Test {
     return st.ok() ? *st : (struct stat){};
   }
 
-  Ctx ctx_{0, 0, 1, true};
+  Ctx ctx_{0, 0, 1};  // no capability checker: privileged
   std::unique_ptr<pmem::DramRegion> region_;
   std::unique_ptr<FileSystem> fs_;
 };
