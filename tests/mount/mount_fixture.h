@@ -89,6 +89,8 @@ class PmemfsMount {
   const std::string& dir() const { return dir_; }
   std::string Path(const std::string& rel) const { return mnt_ + "/" + rel; }
   pid_t daemon_pid() const { return pid_; }
+  bool mounted() const { return pid_ > 0; }
+  bool ever_mounted() const { return ever_mounted_; }
 
   // mkfs.pmemfs --size on the region file; extra arguments are appended.
   CommandResult Mkfs(const std::string& extra = "") const {
@@ -117,7 +119,7 @@ class PmemfsMount {
     }
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (IsMounted(mnt_)) return true;
+      if (IsMounted(mnt_)) return ever_mounted_ = true;
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
@@ -174,6 +176,7 @@ class PmemfsMount {
   std::string dir_, region_, mnt_, log_;
   uint64_t region_bytes_;
   pid_t pid_ = -1;
+  bool ever_mounted_ = false;
 };
 
 // A gtest fixture holding one formatted, mounted pmemfs for each test.
@@ -182,7 +185,17 @@ class MountTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_TRUE(m_.MkfsAndMount(MountOptions())) << m_.last_output();
   }
-  void TearDown() override { EXPECT_EQ(m_.Unmount(), 0) << m_.last_output(); }
+  // Every mounted test ends with a clean unmount and a clean `fsck.pmemfs -n`: a leak or a
+  // malformed structure fails the test that caused it.
+  // A test that damages its region on purpose clears fsck_on_teardown_.
+  void TearDown() override {
+    if (m_.mounted()) {
+      EXPECT_EQ(m_.Unmount(), 0) << m_.last_output();
+    }
+    if (!m_.ever_mounted() || !fsck_on_teardown_) return;
+    CommandResult fsck = m_.Fsck("-n");
+    EXPECT_EQ(fsck.status, 0) << "fsck.pmemfs -n after the test:\n" << fsck.output;
+  }
   virtual std::string MountOptions() const { return ""; }
 
   std::string P(const std::string& rel) const { return m_.Path(rel); }
@@ -200,6 +213,7 @@ class MountTest : public ::testing::Test {
   }
 
   PmemfsMount m_;
+  bool fsck_on_teardown_ = true;
 };
 
 // Expects `call` to fail with `err`.
