@@ -349,12 +349,13 @@ Status FileSystem::MaybeFreeLocked(uint64_t ino) {
     nlookup = it == states_.end() ? 0 : it->second->nlookup;
     open = it == states_.end() ? 0 : it->second->open_count;
   }
-  if (open > 0 || Writable().code()) return Ok();
-  // Last close: the space comes back now; the inode slot waits for the kernel's forget, so
-  // that its number is never reused while the kernel may still name it.
+  // While the kernel holds a reference it can still open the inode (an open that looked the
+  // name up before a rename replaced it) or read a symlink's target, and must find the
+  // contents intact: the space comes back only with the last reference, open or looked up.
+  // The kernel drops an unlinked inode's reference as soon as its last user goes.
+  if (open > 0 || nlookup > 0 || Writable().code()) return Ok();
   if (in->size > 0 || in->blocks > 0) PMEMFS_TRY(TruncateBlocksLocked(ino, 0));
-  if (nlookup == 0) PMEMFS_TRY(FreeInodeLocked(ino));
-  return Ok();
+  return FreeInodeLocked(ino);
 }
 
 void FileSystem::OrphanAddLocked(Tx& tx, uint64_t ino, Inode& in) {

@@ -127,10 +127,13 @@ class FileSystem {
                                const Ctx& ctx = {});
 
   // ---- directories --------------------------------------------------------------------------
-  // Calls `emit(name, ino, type, next_cookie)` for the entries from `cookie` on until it
-  // returns false. `.` and `..` come first. With `plus`, each emitted entry except . and ..
-  // counts one kernel reference; `emit` returns false for an entry it could not take.
-  using DirEmit = std::function<bool(std::string_view name, const struct stat& st, uint64_t next_cookie)>;
+  // Calls `emit(name, entry, next_cookie)` for the entries from `cookie` on until it
+  // returns false. `.` and `..` come first. Without `plus`, an entry's attr carries only
+  // st_ino and the type bits of st_mode; with `plus`, the whole inode's attributes and its
+  // generation (the kernel takes an entry whose generation differs from the one LOOKUP gave
+  // for a reused inode number and marks its inode bad), and each emitted entry except .
+  // and .. counts one kernel reference; `emit` returns false for an entry it could not take.
+  using DirEmit = std::function<bool(std::string_view name, const Entry& entry, uint64_t next_cookie)>;
   Status ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEmit& emit);
 
   // ---- extended attributes -------------------------------------------------------------------

@@ -328,20 +328,23 @@ void DoReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
   size_t used = 0;
   FileSystem& fs = Fs(req);
   Status s = fs.ReadDir(ino, static_cast<uint64_t>(off), plus,
-                        [&](std::string_view name, const struct stat& st, uint64_t next) {
+                        [&](std::string_view name, const Entry& entry, uint64_t next) {
                           std::string n(name);
                           size_t len;
                           if (plus) {
                             fuse_entry_param e{};
-                            e.attr = st;
+                            e.attr = entry.attr;
                             if (n != "." && n != "..") {
-                              e.ino = st.st_ino;
+                              // The same ino and generation as LOOKUP gives: the kernel takes
+                              // any other generation for a new inode behind a reused number.
+                              e.ino = entry.ino;
+                              e.generation = entry.generation;
                               e.attr_timeout = e.entry_timeout = kTimeout;
                             }
                             len = fuse_add_direntry_plus(req, buf.data() + used, size - used, n.c_str(), &e,
                                                          static_cast<off_t>(next));
                           } else {
-                            len = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(), &st,
+                            len = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(), &entry.attr,
                                                     static_cast<off_t>(next));
                           }
                           if (len > size - used) return false;

@@ -376,32 +376,31 @@ Status FileSystem::ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEm
   std::shared_lock lk(mu_);
   PMEMFS_ASSIGN_OR_RETURN(Inode din, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(DirIndex * d, Dir(ino, din));
-  struct stat st {};
+  Entry e;
   if (cookie == 0) {
-    st = ToStat(ino, din);
-    if (!emit(".", st, 1)) return Ok();
+    e = Entry{ino, din.generation, ToStat(ino, din)};
+    if (!emit(".", e, 1)) return Ok();
     cookie = 1;
   }
   if (cookie == 1) {
-    auto pin = LoadInode(din.parent);
-    st = {};
-    if (pin.ok()) st = ToStat(din.parent, *pin);
-    st.st_ino = din.parent;
-    st.st_mode = S_IFDIR;
-    if (!emit("..", st, 2)) return Ok();
+    e = Entry{din.parent, 0, {}};
+    if (auto pin = LoadInode(din.parent); pin.ok()) e = Entry{din.parent, pin->generation, ToStat(din.parent, *pin)};
+    e.attr.st_ino = din.parent;
+    e.attr.st_mode = S_IFDIR;
+    if (!emit("..", e, 2)) return Ok();
     cookie = 2;
   }
   DirEntryView v;
   for (uint64_t slot = cookie - 2; d->NextFrom(slot, &v); slot = v.slotno + 1) {
     if (plus) {
       PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(v.ino));
-      st = ToStat(v.ino, in);
+      e = Entry{v.ino, in.generation, ToStat(v.ino, in)};
     } else {
-      st = {};
-      st.st_ino = v.ino;
-      st.st_mode = uint32_t{v.type} << 12;
+      e = Entry{v.ino, 0, {}};
+      e.attr.st_ino = v.ino;
+      e.attr.st_mode = uint32_t{v.type} << 12;
     }
-    if (!emit(v.name, st, v.slotno + 3)) break;
+    if (!emit(v.name, e, v.slotno + 3)) break;
     if (plus) {
       std::lock_guard cl(cache_mu_);
       StateLocked(v.ino).nlookup++;

@@ -110,7 +110,7 @@ class CorruptTest : public ::testing::Test {
   static void Walk(fs::FileSystem& fs, uint64_t dir, int depth) {
     if (depth > 16) return;
     std::vector<std::string> names;
-    (void)fs.ReadDir(dir, 0, true, [&](std::string_view name, const struct stat&, uint64_t) {
+    (void)fs.ReadDir(dir, 0, true, [&](std::string_view name, const fs::Entry&, uint64_t) {
       if (name != "." && name != ".." && names.size() < 10000) names.emplace_back(name);
       return true;
     });

@@ -28,7 +28,7 @@ TEST_F(FsTest, LookupInLargeDirectory) {
   Remount();  // the index is rebuilt from the blocks
   EXPECT_TRUE(fs_->Lookup(d, "file-19999").ok());
   size_t n = 0;
-  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view, const struct stat&, uint64_t) {
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view, const Entry&, uint64_t) {
                    ++n;
                    return true;
                  }).ok());
@@ -41,7 +41,7 @@ TEST_F(FsTest, ReaddirCookiesStayValidWhileTheDirectoryChanges) {
   // Read the first 100 entries, then change the directory, then resume from the cookie.
   std::set<std::string> first;
   uint64_t cookie = 0;
-  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view name, const struct stat&, uint64_t next) {
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view name, const Entry&, uint64_t next) {
                    first.emplace(name);
                    cookie = next;
                    return first.size() < 100;
@@ -56,7 +56,7 @@ TEST_F(FsTest, ReaddirCookiesStayValidWhileTheDirectoryChanges) {
   ASSERT_TRUE(fs_->Unlink(d, victim).ok());
   for (int i = 0; i < 50; ++i) Create(d, "new" + std::to_string(i));
   std::multiset<std::string> rest;
-  ASSERT_TRUE(fs_->ReadDir(d, cookie, false, [&](std::string_view name, const struct stat&, uint64_t) {
+  ASSERT_TRUE(fs_->ReadDir(d, cookie, false, [&](std::string_view name, const Entry&, uint64_t) {
                    rest.emplace(name);
                    return true;
                  }).ok());
@@ -96,7 +96,7 @@ TEST_F(FsTest, RemovingNamesOfEveryLengthLeavesAWellFormedDirectory) {
   }
   Remount();  // the index is rebuilt from the blocks
   size_t n = 0;
-  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view nm, const struct stat&, uint64_t) {
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view nm, const Entry&, uint64_t) {
                    EXPECT_TRUE(nm == "." || nm == ".." || nm.find_first_not_of('k') == std::string_view::npos) << nm;
                    ++n;
                    return true;

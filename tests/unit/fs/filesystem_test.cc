@@ -99,7 +99,10 @@ TEST_F(FsTest, TruncateAndUnlinkOfAHighlyFragmentedFile) {
   EXPECT_EQ(fs_->Statfs().bfree, free_empty) << "every data and extent block comes back";
 }
 
-TEST_F(FsTest, OpenUnlinkedFileKeepsItsDataUntilLastClose) {
+// An unlinked file keeps its data while the kernel holds any reference to it: an open
+// handle, or a lookup (an open that resolved the name before the unlink or a replacing
+// rename can still reach the inode, and must read the old contents, not zeros).
+TEST_F(FsTest, UnlinkedFileKeepsItsDataUntilTheLastReference) {
   uint64_t f = Create(kRootIno, "gone");
   Write(f, 0, std::string(64 * 4096, 'y'));
   ASSERT_TRUE(fs_->Open(f, O_RDONLY).ok());
@@ -108,9 +111,35 @@ TEST_F(FsTest, OpenUnlinkedFileKeepsItsDataUntilLastClose) {
   EXPECT_EQ(Read(f, 0, 10), std::string(10, 'y'));
   EXPECT_EQ(fs_->Statfs().bfree, free_before);
   fs_->Release(f);
+  // Still looked up (the reference from Mknod): a late open finds the data.
+  ASSERT_TRUE(fs_->Open(f, O_RDONLY).ok());
+  EXPECT_EQ(Read(f, 64 * 4096 - 10, 10), std::string(10, 'y'));
+  fs_->Release(f);
+  EXPECT_EQ(fs_->Statfs().bfree, free_before);
+  fs_->Forget(f, 1);  // the kernel's last reference
   EXPECT_GE(fs_->Statfs().bfree, free_before + 64);
-  fs_->Forget(f, 1);  // the kernel's reference from Mknod
   EXPECT_EQ(fs_->GetAttr(f).code(), ESTALE);
+  ExpectClean(*region_);
+}
+
+// The same for a file and a symlink replaced by rename and never opened.
+TEST_F(FsTest, ReplacedFileAndSymlinkKeepTheirContentsUntilForgotten) {
+  uint64_t old_file = Create(kRootIno, "data");
+  Write(old_file, 0, std::string(3 * 4096, 'o'));
+  Write(Create(kRootIno, "data.tmp"), 0, std::string(4096, 'n'));
+  auto old_link = fs_->Symlink(ctx_, kRootIno, "current", "releases/v1");
+  ASSERT_TRUE(old_link.ok());
+  ASSERT_TRUE(fs_->Symlink(ctx_, kRootIno, "current.tmp", "releases/v2").ok());
+  ASSERT_TRUE(fs_->Rename(kRootIno, "data.tmp", kRootIno, "data", 0).ok());
+  ASSERT_TRUE(fs_->Rename(kRootIno, "current.tmp", kRootIno, "current", 0).ok());
+  EXPECT_EQ(Read(old_file, 0, 3 * 4096), std::string(3 * 4096, 'o'));
+  auto target = fs_->Readlink(old_link->ino);
+  ASSERT_TRUE(target.ok()) << target.error().Message();
+  EXPECT_EQ(*target, "releases/v1");
+  fs_->Forget(old_file, 1);
+  fs_->Forget(old_link->ino, 1);
+  EXPECT_EQ(fs_->GetAttr(old_file).code(), ESTALE);
+  EXPECT_EQ(fs_->GetAttr(old_link->ino).code(), ESTALE);
   ExpectClean(*region_);
 }
 
