@@ -274,15 +274,21 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
 }
 
 Status FileSystem::KillPrivsLocked(const Ctx& ctx, Tx& tx, uint64_t ino, Inode& in, bool chown) {
-  if (!S_ISREG(in.mode)) return Ok();
-  const bool sgid_exec = (in.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+  if (S_ISDIR(in.mode) || (!chown && !S_ISREG(in.mode))) return Ok();
   bool changed = false;
-  if (((in.mode & S_ISUID) || sgid_exec) && (chown || !ctx.Has(CAP_FSETID))) {
-    in.mode &= ~S_ISUID;
-    if (sgid_exec) in.mode &= ~S_ISGID;
-    changed = true;
+  if (in.mode & (S_ISUID | S_ISGID)) {
+    // setattr_should_drop_sgid(): set-group-ID without group execute marks mandatory
+    // locking, and goes only when the caller could not have set it.
+    const bool sgid = (in.mode & S_ISGID) &&
+                      ((in.mode & S_IXGRP) || (!ctx.InGroup(in.gid) && !ctx.Has(CAP_FSETID)));
+    if ((in.mode & S_ISUID) || sgid) {
+      if (chown || !ctx.Has(CAP_FSETID)) {
+        in.mode &= ~(S_ISUID | (sgid ? S_ISGID : 0u));
+        changed = true;
+      }
+    }
   }
-  if (in.xattr_block) {
+  if (in.xattr_block && S_ISREG(in.mode)) {
     PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, ino, in, "security.capability"));
     changed |= dropped;
   }

@@ -40,16 +40,22 @@ struct MountOptions {
   bool user_immutable = false;  // owners may set/clear the immutable-extents flag
 };
 
-// The caller of an operation, from the FUSE request.
+// The caller of an operation, from the FUSE request: its filesystem uid and gid, and its
+// pid to ask the rest of its credentials about (fs/credentials.h).
 struct Ctx {
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t pid = 0;
-  // Asks whether the caller holds a capability (CAP_LINUX_IMMUTABLE to change the flag,
-  // CAP_FSETID when a write would clear set-user-ID); consulted only when needed, since it
-  // reads /proc. Null: privileged (the daemon itself, tests).
+  // Asks whether the caller holds a capability in the mount's user namespace
+  // (CAP_LINUX_IMMUTABLE to change the flag, CAP_FSETID to keep set-user-ID/set-group-ID
+  // on a write); consulted only when needed, since it reads /proc. Null: privileged (the
+  // daemon itself, tests).
   bool (*has_capability)(uint32_t pid, int cap) = nullptr;
+  // Asks whether `gid` is one of the caller's supplementary groups. Null: none.
+  bool (*in_group)(uint32_t pid, uint32_t gid) = nullptr;
   bool Has(int cap) const { return !has_capability || has_capability(pid, cap); }
+  // in_group_p(): the filesystem gid or a supplementary group.
+  bool InGroup(uint32_t g) const { return g == gid || (in_group && in_group(pid, g)); }
 };
 
 struct Entry {
@@ -221,11 +227,13 @@ class FileSystem {
   // from EOF up to `upto` (at most the block's end) is zeroed. Changes nothing visible.
   Status ClearPastEofLocked(uint64_t ino, uint64_t upto);
   Result<size_t> WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len);
-  // What the kernel's file_remove_privs does, which the kernel leaves to this daemon
-  // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc): a change to a regular file's data or size,
-  // or of its owner (`chown`), removes security.capability and clears set-user-ID, and
-  // set-group-ID when the group may execute; for data and size, only when the caller lacks
-  // CAP_FSETID. Staged in `tx` with the change itself.
+  // What the kernel's file_remove_privs and chown do, which it leaves to this daemon
+  // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc), staged in `tx` with the change itself:
+  //   data or size of a regular file, by a caller without CAP_FSETID: clear set-user-ID,
+  //     and set-group-ID when the group may execute or the caller is not in the group;
+  //   chown of any non-directory: clear set-user-ID, and set-group-ID when the group may
+  //     execute or the caller is neither in the group nor holds CAP_FSETID;
+  //   both remove security.capability (regular files).
   Status KillPrivsLocked(const Ctx& ctx, extent::Tx& tx, uint64_t ino, format::Inode& in, bool chown);
   // Stages the removal of xattr `name`; false when the inode has none of that name.
   Result<bool> StageDropXattrLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, std::string_view name);

@@ -15,9 +15,9 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 
 #include "common/lease_protocol.h"
+#include "fs/credentials.h"
 
 namespace pmemfs::fs {
 namespace {
@@ -34,23 +34,9 @@ struct Session {
 Session& Sess(fuse_req_t req) { return *static_cast<Session*>(fuse_req_userdata(req)); }
 FileSystem& Fs(fuse_req_t req) { return *Sess(req).fs; }
 
-// Whether process `pid` holds capability `cap` in its effective set. False when it cannot
-// be told (the process is gone).
-bool HasCapability(uint32_t pid, int cap) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("CapEff:", 0) == 0) {
-      uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
-      return caps & (1ull << cap);
-    }
-  }
-  return false;
-}
-
 Ctx MakeCtx(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), HasCapability};
+  return Ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), ProcessHasCapability, ProcessInGroup};
 }
 
 bool Expected(int code) {

@@ -369,6 +369,24 @@ TEST_F(ImmutableTest, PrivilegeToChangeTheFlag) {
   EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
 }
 
+// Capabilities held only in a child user namespace (`unshare -r`: CapEff is all ones
+// there) are no privilege on this mount, as capable() decides for the initial namespace.
+TEST_F(ImmutableTest, CapabilitiesOfAChildUserNamespaceDoNotCount) {
+  Ok("touch mine rootfile && chown 65534:65534 mine && chmod 666 mine rootfile");
+  std::string out = Fails(AsNobody("unshare -r setfattr -n user.pmemfs.immutable_extents -v 1 rootfile"));
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  EXPECT_EQ(Flag("rootfile"), "0");
+  out = Fails(AsNobody("unshare -r setfattr -n user.pmemfs.immutable_extents -v 1 mine"));
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  // With -o user_immutable: the owner may, but another owner's flag stays out of reach.
+  ASSERT_TRUE(m_.Remount("allow_other,user_immutable"));
+  Ok("setfattr -n user.pmemfs.immutable_extents -v 1 rootfile");
+  out = Fails(AsNobody("unshare -r setfattr -n user.pmemfs.immutable_extents -v 0 rootfile"));
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  EXPECT_NE(Flag("rootfile"), "0");
+  Ok(AsNobody("unshare -r setfattr -n user.pmemfs.immutable_extents -v 1 mine"));
+}
+
 TEST_F(ImmutableTest, RefusalsAreLoggedOncePerFile) {
   ASSERT_TRUE(WriteFile(P("f"), "x"));
   ASSERT_EQ(SetFlag("f", "1"), 0);
