@@ -11,6 +11,7 @@
 #include "extent/journal.h"
 #include "extent/records.h"
 #include "extent/superblock.h"
+#include "extent/xattr_run.h"
 #include "fs/directory.h"
 #include "fs/filesystem.h"
 #include "pmem/dram_region.h"
@@ -63,7 +64,6 @@ class Checker {
   void Tree();
   void Counts();
   void Orphans();
-  void Xattrs();
   void ClaimBlocks(uint64_t ino, uint64_t pblk, uint64_t len);
   bool Commit(Tx& tx, const std::string& what);
 
@@ -179,10 +179,11 @@ void Checker::Blocks() {
     for (uint64_t blk = in->extent_block; blk; blk = region_.At<format::ExtentBlock>(blk)->next)
       ClaimBlocks(ino, blk / kBlockSize, 1);
     if (in->xattr_block) {
-      if (in->xattr_block % kBlockSize || !extent::InDataArea(sb_, in->xattr_block / kBlockSize, 1)) {
-        Problem("inode " + std::to_string(ino) + ": xattr block outside the data area");
+      auto run = extent::ReadXattrRun(region_, sb_, ino, in->xattr_block);
+      if (!run.ok()) {
+        Problem("inode " + std::to_string(ino) + ": " + run.error().Message());
       } else {
-        ClaimBlocks(ino, in->xattr_block / kBlockSize, 1);
+        ClaimBlocks(ino, in->xattr_block / kBlockSize, run->nblocks);
       }
     }
     if (in->blocks != facts_[ino].blocks) {
@@ -341,27 +342,6 @@ void Checker::Orphans() {
   }
 }
 
-void Checker::Xattrs() {
-  for (uint64_t ino = 1; ino < sb_.inode_count; ++ino) {
-    if (!facts_[ino].valid) continue;
-    const auto* in = region_.At<Inode>(extent::InodeOff(sb_, ino));
-    if (!in->xattr_block || !extent::InDataArea(sb_, in->xattr_block / kBlockSize, 1)) continue;
-    const auto* h = region_.At<format::XattrBlockHeader>(in->xattr_block);
-    bool ok = h->magic == format::kXattrBlockMagic && h->owner == ino && h->used <= format::kXattrSpace;
-    size_t pos = 0;
-    const uint8_t* p = region_.base() + in->xattr_block + sizeof(*h);
-    for (uint32_t i = 0; ok && i < h->count; ++i) {
-      format::XattrEntry e;
-      if (pos + sizeof(e) > h->used) { ok = false; break; }
-      std::memcpy(&e, p + pos, sizeof(e));
-      size_t sz = (sizeof(e) + e.name_len + e.value_len + 3) & ~size_t{3};
-      if (e.name_len == 0 || pos + sz > h->used) ok = false;
-      pos += sz;
-    }
-    if (!ok) Problem("inode " + std::to_string(ino) + ": xattr block damaged");
-  }
-}
-
 CheckResult Checker::Run() {
   if (!Superblock()) return res_;
   if (!Journal()) {
@@ -374,7 +354,6 @@ CheckResult Checker::Run() {
   Tree();
   Counts();
   Orphans();
-  Xattrs();
   if (opts_.repair && !unreachable_.empty() && !res_.operational_error) {
     auto fs = FileSystem::Mount(region_, {});
     if (fs.ok()) {

@@ -408,10 +408,7 @@ Status FileSystem::FreeInodeLocked(uint64_t ino) {
   DropCaches(tx, ino);
   OrphanRemoveLocked(tx, ino, in);
   map->FreeChain(tx, in, alloc_);
-  if (in.xattr_block) {
-    alloc_.StageFree(tx, extent::Run{in.xattr_block / kBlockSize, 1});
-    in.xattr_block = 0;
-  }
+  PMEMFS_TRY(StageFreeXattrsLocked(tx, ino, in));
   uint32_t generation = in.generation;
   in = Inode{};
   in.generation = generation;  // the next user of the slot bumps it

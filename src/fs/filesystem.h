@@ -30,6 +30,7 @@
 #include "extent/extent_map.h"
 #include "extent/format.h"
 #include "extent/journal.h"
+#include "extent/xattr_run.h"
 #include "fs/directory.h"
 #include "pmem/region.h"
 
@@ -235,8 +236,16 @@ class FileSystem {
   //     execute or the caller is neither in the group nor holds CAP_FSETID;
   //   both remove security.capability (regular files).
   Status KillPrivsLocked(const Ctx& ctx, extent::Tx& tx, uint64_t ino, format::Inode& in, bool chown);
+  // Xattrs (xattr.cc). The validated run of `in` (EUCLEAN, logged, when damaged).
+  Result<extent::XattrRun> XattrsOf(uint64_t ino, const format::Inode& in) const;
+  // Replaces the run `old` of `in` by one holding `list` (none when empty): the new run is
+  // written now, into blocks this transaction allocates; `in` is updated, not staged.
+  Status StageXattrsLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, const extent::XattrRun& old,
+                           const extent::XattrList& list);
   // Stages the removal of xattr `name`; false when the inode has none of that name.
   Result<bool> StageDropXattrLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, std::string_view name);
+  // Stages the release of every xattr of `in` (the inode is being freed).
+  Status StageFreeXattrsLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
   Status ZeroRangeLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
                          uint64_t off, uint64_t len);
   Status AllocateLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,

@@ -234,15 +234,30 @@ TEST_F(FsTest, Xattrs) {
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.a", "2", XATTR_CREATE).code(), EEXIST);
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.b", "2", XATTR_REPLACE).code(), ENODATA);
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "bogus.a", "2", 0).code(), EOPNOTSUPP);
-  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.big", std::string(5000, 'v'), 0).code(), ENOSPC);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.", "2", 0).code(), EINVAL);
+  EXPECT_EQ(fs_->GetXattr(f, "trusted.").code(), EINVAL);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.huge", std::string(65537, 'v'), 0).code(), E2BIG);
   ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.b", std::string(1000, 'v'), 0).ok());
+  EXPECT_EQ(Stat(f).st_blocks, 8);  // one block of 4 KiB
+  // Values up to XATTR_SIZE_MAX, several of them: the run grows over several blocks.
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.max", std::string(65536, 'm'), 0).ok());
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.big", std::string(70000 - 65536, 'g'), 0).ok());
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.max2", std::string(65536, 'n'), 0).ok());
+  EXPECT_EQ(Stat(f).st_blocks, 8 * 34);
+  // 256 KiB per inode: the fourth 64 KiB value does not fit.
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.max3", std::string(65536, 'o'), 0).ok());
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.max4", std::string(65536, 'p'), 0).code(), ENOSPC);
   Remount();
   EXPECT_EQ(*fs_->GetXattr(f, "user.a"), "1");
-  EXPECT_EQ(fs_->ListXattr(f)->size(), 2u);
-  ASSERT_TRUE(fs_->RemoveXattr(ctx_, f, "user.a").ok());
+  EXPECT_EQ(*fs_->GetXattr(f, "user.max"), std::string(65536, 'm'));
+  EXPECT_EQ(*fs_->GetXattr(f, "user.max3"), std::string(65536, 'o'));
+  EXPECT_EQ(fs_->ListXattr(f)->size(), 6u);
+  for (const char* n : {"user.max", "user.max2", "user.max3", "user.big", "user.a"})
+    ASSERT_TRUE(fs_->RemoveXattr(ctx_, f, n).ok()) << n;
+  EXPECT_EQ(Stat(f).st_blocks, 8);
   ASSERT_TRUE(fs_->RemoveXattr(ctx_, f, "user.b").ok());
   EXPECT_EQ(fs_->GetXattr(f, "user.a").code(), ENODATA);
-  EXPECT_EQ(Stat(f).st_blocks, 0);  // the xattr block went with the last xattr
+  EXPECT_EQ(Stat(f).st_blocks, 0);  // the run went with the last xattr
   ExpectClean(*region_);
 }
 
