@@ -110,8 +110,10 @@ class FileSystem {
   Result<Entry> Link(uint64_t ino, uint64_t newparent, std::string_view newname);
   Status Unlink(uint64_t parent, std::string_view name);
   Status Rmdir(uint64_t parent, std::string_view name);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (the source name is left
+  // naming a new whiteout, a 0/0 character device owned by `ctx`, in the same transaction).
   Status Rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
-                uint32_t flags);
+                uint32_t flags, const Ctx& ctx = {});
   Result<std::string> Readlink(uint64_t ino);
 
   // ---- files ------------------------------------------------------------------------------
@@ -228,6 +230,10 @@ class FileSystem {
   // from EOF up to `upto` (at most the block's end) is zeroed. Changes nothing visible.
   Status ClearPastEofLocked(uint64_t ino, uint64_t upto);
   Result<size_t> WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len);
+  // One write transaction over [off, off+len) of `in` (loaded, EOF already made safe):
+  // allocates, stores the data, commits. ENOSPC changes nothing.
+  Result<size_t> WriteRangeLocked(const Ctx& ctx, uint64_t ino, format::Inode in, extent::ExtentMap& map,
+                                  uint64_t off, const void* data, size_t len);
   // What the kernel's file_remove_privs and chown do, which it leaves to this daemon
   // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc), staged in `tx` with the change itself:
   //   data or size of a regular file, by a caller without CAP_FSETID: clear set-user-ID,

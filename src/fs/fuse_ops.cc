@@ -190,7 +190,7 @@ void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
 void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
             unsigned int flags) noexcept {
   Guard(req, "rename", [&] {
-    ReplyStatus(req, Fs(req).Rename(parent, name, newparent, newname, flags), "rename", parent);
+    ReplyStatus(req, Fs(req).Rename(parent, name, newparent, newname, flags, MakeCtx(req)), "rename", parent);
   });
 }
 

@@ -259,9 +259,10 @@ Result<bool> FileSystem::IsAncestorLocked(uint64_t ancestor, uint64_t dir) {
 }
 
 Status FileSystem::Rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
-                          uint32_t flags) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Err(EINVAL, "unsupported rename flags");
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Err(EINVAL, "conflicting rename flags");
+                          uint32_t flags, const Ctx& ctx) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return Err(EINVAL, "unsupported rename flags");
+  if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
+    return Err(EINVAL, "conflicting rename flags");
   std::unique_lock lk(mu_);
   PMEMFS_TRY(Writable());
   PMEMFS_TRY(ValidName(newname));
@@ -352,7 +353,23 @@ Status FileSystem::Rename(uint64_t parent, std::string_view name, uint64_t newpa
     Inode unused;
     PMEMFS_TRY(AddEntryLocked(tx, newparent, unused, newname, sino, sin.mode));
   }
-  pd->StageRemove(tx, sslot);
+  if (flags & RENAME_WHITEOUT) {
+    // The source name stays, naming a whiteout (overlayfs's "deleted in the upper layer").
+    PMEMFS_ASSIGN_OR_RETURN(uint64_t wino, ibitmap_.Allocate(tx));
+    DropCaches(tx, wino);
+    Inode w{};
+    w.mode = S_IFCHR;  // WHITEOUT_MODE, device 0/0 (WHITEOUT_DEV)
+    w.uid = ctx.uid;
+    w.gid = (pin.mode & S_ISGID) ? pin.gid : ctx.gid;  // inode_init_owner()
+    w.nlink = 1;
+    uint32_t g = TxInode(tx, wino).generation + 1;
+    w.generation = g ? g : 1;
+    w.atime = w.mtime = w.ctime = w.btime = now;
+    PutInode(tx, wino, w);
+    pd->StageRetarget(tx, sslot, wino, ModeType(w.mode));
+  } else {
+    pd->StageRemove(tx, sslot);
+  }
   Inode p = TxInode(tx, parent);
   p.mtime = p.ctime = now;
   if (sdir && parent != newparent) p.nlink--;

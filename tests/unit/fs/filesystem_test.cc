@@ -215,16 +215,55 @@ TEST_F(FsTest, FallocateModes) {
   ExpectClean(*region_);
 }
 
-TEST_F(FsTest, EnospcChangesNothing) {
+// A write larger than the free space is cut short at a block boundary (as on Linux
+// filesystems); once nothing fits, ENOSPC changes nothing.
+TEST_F(FsTest, WriteOfMoreThanFitsIsShortThenEnospcChangesNothing) {
   Format(8ull << 20);
   uint64_t f = Create(kRootIno, "fill");
+  Write(f, 0, "head");
   uint64_t free_blocks = fs_->Statfs().bfree;
   std::string big((free_blocks + 10) * 4096, 'e');
-  auto r = fs_->Write(f, 0, big.data(), big.size());
+  auto r = fs_->Write(f, 100, big.data(), big.size());
+  ASSERT_TRUE(r.ok()) << r.error().Message();
+  EXPECT_EQ(*r, free_blocks * 4096 + 4096 - 100) << "every free block filled, ending at a block boundary";
+  EXPECT_EQ(fs_->Statfs().bfree, 0u);
+  EXPECT_EQ(Stat(f).st_size, 100 + static_cast<off_t>(*r));
+  EXPECT_EQ(Read(f, 0, 4), "head");
+  EXPECT_EQ(Read(f, 100 + *r - 3, 10), "eee");
+  r = fs_->Write(f, Stat(f).st_size, big.data(), 4096);
   EXPECT_EQ(r.code(), ENOSPC);
-  EXPECT_EQ(fs_->Statfs().bfree, free_blocks);
-  EXPECT_EQ(Stat(f).st_size, 0);
-  Write(f, 0, std::string(4096, 'k'));  // still usable
+  EXPECT_EQ(Stat(f).st_size, 100 + static_cast<off_t>(free_blocks * 4096 + 4096 - 100));
+  Write(f, 0, std::string(4096, 'k'));  // overwrites still work
+  ExpectClean(*region_);
+}
+
+// The same on a fragmented region: every free block alone, so the write's extents need
+// extent blocks the first estimate did not count; the write is shortened until it fits.
+TEST_F(FsTest, ShortWriteOnAFragmentedRegion) {
+  extent::MkfsOptions opts;
+  opts.inode_count = 4000;
+  Format(16ull << 20, opts);
+  std::vector<uint64_t> files;
+  for (int i = 0;; ++i) {
+    auto e = fs_->Mknod(ctx_, kRootIno, "f" + std::to_string(i), S_IFREG | 0644, 0);
+    ASSERT_TRUE(e.ok());
+    std::string b(4096, 'x');
+    auto r = fs_->Write(e->ino, 0, b.data(), b.size());
+    if (!r.ok()) break;
+    files.push_back(e->ino);
+  }
+  for (size_t i = 0; i < files.size(); i += 2) ASSERT_TRUE(fs_->Unlink(kRootIno, "f" + std::to_string(i)).ok());
+  for (size_t i = 0; i < files.size(); i += 2) fs_->Forget(files[i], 1);
+  uint64_t free_blocks = fs_->Statfs().bfree;
+  ASSERT_GT(free_blocks, 1000u);
+  uint64_t f = Create(kRootIno, "big");
+  std::string big(free_blocks * 4096, 'b');
+  auto r = fs_->Write(f, 0, big.data(), big.size());
+  ASSERT_TRUE(r.ok()) << r.error().Message();
+  EXPECT_LT(*r, big.size());
+  EXPECT_GT(*r, big.size() * 9 / 10);
+  EXPECT_EQ(*r % 4096, 0u);
+  EXPECT_EQ(Read(f, 0, *r), std::string(*r, 'b'));
   ExpectClean(*region_);
 }
 
