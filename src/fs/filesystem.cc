@@ -92,6 +92,13 @@ Status FileSystem::Writable() const {
   return Ok();
 }
 
+void FileSystem::ReportDamage(uint64_t ino, const std::string& what) const {
+  std::lock_guard lk(error_mu_);
+  // Once per inode: a damaged structure is met by every request that touches it.
+  if (damage_logged_.size() < 100000 && damage_logged_.insert(ino).second)
+    spdlog::error("inode {}: {} (run fsck.pmemfs)", ino, what);
+}
+
 Status FileSystem::Commit(Tx& tx) {
   Status s = journal_.Commit(tx);
   if (!s.ok() && s.code() != EFBIG) {
@@ -112,7 +119,7 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
   Inode in;
   std::memcpy(&in, region_->base() + extent::InodeOff(sb_, ino), sizeof(in));
   if (!extent::InodeCrcOk(in)) {
-    spdlog::error("inode {}: checksum mismatch", ino);
+    ReportDamage(ino, "checksum mismatch");
     return Err(EUCLEAN, "inode checksum mismatch");
   }
   uint32_t type = in.mode & S_IFMT;
@@ -121,7 +128,7 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
     return Err(EUCLEAN, "inode has an invalid type");
   if (in.flags & ~format::kInodeKnownFlags) return Err(EUCLEAN, "inode has unknown flags");
   if (!extent::BlockRefOk(sb_, in.xattr_block) || !extent::BlockRefOk(sb_, in.extent_block)) {
-    spdlog::error("inode {}: block reference outside the data area", ino);
+    ReportDamage(ino, "block reference outside the data area");
     return Err(EUCLEAN, "inode refers outside the data area");
   }
   return in;
@@ -173,7 +180,7 @@ Result<extent::ExtentMap*> FileSystem::Extents(uint64_t ino, const Inode& in) {
   if (!s.extents) {
     auto m = extent::ExtentMap::Load(*region_, sb_, ino, in);
     if (!m.ok()) {
-      spdlog::error("inode {}: extent map: {}", ino, m.error().Message());
+      ReportDamage(ino, "extent map: " + m.error().Message());
       return Error(m.error());
     }
     s.extents.emplace(std::move(m).value());
@@ -198,7 +205,7 @@ Result<DirIndex*> FileSystem::Dir(uint64_t ino, const Inode& in) {
   }
   auto d = DirIndex::Load(*region_, std::move(blocks));
   if (!d.ok()) {
-    spdlog::error("directory {}: {}", ino, d.error().Message());
+    ReportDamage(ino, "directory: " + d.error().Message());
     return Error(d.error());
   }
   std::lock_guard lk(cache_mu_);

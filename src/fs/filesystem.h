@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/result.h"
@@ -203,6 +204,8 @@ class FileSystem {
   Result<DirIndex*> Dir(uint64_t ino, const format::Inode& in);
   void DropCaches(extent::Tx& tx, uint64_t ino);  // on abort: the DRAM views reload
 
+  // Logs damage found in inode `ino`'s structures, once per inode.
+  void ReportDamage(uint64_t ino, const std::string& what) const;
   // Commits `tx`; on failure the filesystem turns read-only (sticky error).
   Status Commit(extent::Tx& tx);
   Status Writable() const;
@@ -282,6 +285,7 @@ class FileSystem {
   mutable std::mutex error_mu_;
   std::string error_;                  // sticky; GUARDED_BY(error_mu_)
   std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
+  mutable std::unordered_set<uint64_t> damage_logged_;     // GUARDED_BY(error_mu_)
   std::function<void(uint64_t)> attr_changed_;
 };
 

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <utility>
 #include <csignal>
 #include <cstring>
 
@@ -24,11 +27,43 @@ namespace {
 
 constexpr double kTimeout = 1.0;  // every change passes through this daemon's kernel mount
 
+// Error lines a caller can provoke in a loop are bounded: at most kBurst per kWindow, then
+// one line saying how many were suppressed.
+class LogLimiter {
+ public:
+  // True when a line may be logged now; `suppressed` receives the count dropped since the
+  // last line that was.
+  bool Allow(uint64_t* suppressed) {
+    std::lock_guard lk(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ > kWindow) {
+      window_start_ = now;
+      used_ = 0;
+    }
+    if (used_ >= kBurst) {
+      ++dropped_;
+      return false;
+    }
+    ++used_;
+    *suppressed = std::exchange(dropped_, 0);
+    return true;
+  }
+
+ private:
+  static constexpr int kBurst = 20;
+  static constexpr std::chrono::seconds kWindow{10};
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point window_start_{};  // GUARDED_BY(mu_)
+  int used_ = 0;                                          // GUARDED_BY(mu_)
+  uint64_t dropped_ = 0;                                  // GUARDED_BY(mu_)
+};
+
 // The session's state, reached through fuse_req_userdata (no globals).
 struct Session {
   FileSystem* fs;
   bool no_opendir = false;  // the kernel takes ENOSYS from opendir as "no opendir needed"
   std::atomic<uint64_t> init_unique{0};  // the kernel's INIT request, while it is in flight
+  LogLimiter error_log;
 };
 
 Session& Sess(fuse_req_t req) { return *static_cast<Session*>(fuse_req_userdata(req)); }
@@ -51,8 +86,13 @@ bool Expected(int code) {
 }
 
 void ReplyErr(fuse_req_t req, const Error& e, const char* op, uint64_t ino) {
-  if (Expected(e.code)) spdlog::debug("{} inode {}: {}", op, ino, e.Message());
-  else spdlog::error("{} inode {}: {}", op, ino, e.Message());
+  uint64_t suppressed = 0;
+  if (Expected(e.code)) {
+    spdlog::debug("{} inode {}: {}", op, ino, e.Message());
+  } else if (Sess(req).error_log.Allow(&suppressed)) {
+    if (suppressed) spdlog::error("({} similar error lines suppressed)", suppressed);
+    spdlog::error("{} inode {}: {}", op, ino, e.Message());
+  }
   fuse_reply_err(req, e.code);
 }
 

@@ -44,7 +44,7 @@ format::Timespec Now() {
 
 Result<extent::XattrRun> FileSystem::XattrsOf(uint64_t ino, const Inode& in) const {
   auto run = extent::ReadXattrRun(*region_, sb_, ino, in.xattr_block);
-  if (!run.ok()) spdlog::error("inode {}: {}", ino, run.error().Message());
+  if (!run.ok()) ReportDamage(ino, run.error().Message());
   return run;
 }
 
