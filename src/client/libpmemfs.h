@@ -5,7 +5,8 @@
  * the open file, opens the region itself with the caller's own permissions, and maps
  * every extent of the file at consecutive addresses: loads and stores then go straight to
  * the media. Stores are made durable with pmemfs_persist() (CPU cache flushes, no system
- * call), exactly as libpmem2 does for a mapping of the region itself.
+ * call), exactly as libpmem2 does for a mapping of the region itself. The region is reached
+ * only through mappings (a device-dax supports nothing else).
  *
  * The lease lives with a private duplicate of the descriptor (close-on-exec): the caller
  * may close its descriptor; fork() children share it; exec() or the death of every holder
@@ -13,7 +14,9 @@
  *
  * Errors: NULL or -1 with errno set; pmemfs_errormsg() says more.
  *   ENOTTY  the file is not on pmemfs
- *   EINVAL  the file has no immutable extents
+ *   EINVAL  the file has no immutable extents, or its extents are not at multiples of the
+ *           region's mapping alignment (a device-dax maps only there; set the flag again
+ *           with -v 1)
  *   EACCES  (or another open(2) error) the region cannot be opened by this process
  *   ESTALE  the region at the path the daemon gave holds another filesystem
  *

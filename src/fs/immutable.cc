@@ -44,7 +44,9 @@ Result<uint64_t> ParseAlignment(std::string_view v, uint64_t region_align) {
     return Err(EINVAL, "immutable_extents: not 0, 1 or a size");
   n *= mult;
   if (!std::has_single_bit(n) || n < kBlockSize) return Err(EINVAL, "immutable_extents: alignment must be a power of two >= 4K");
-  return n;
+  // Below the region's mapping alignment the extents could not be mapped (a device-dax maps
+  // only at multiples of its alignment): raised to it; getfattr shows the effective value.
+  return std::max(n, region_align);
 }
 
 std::string FormatSize(uint64_t b) {

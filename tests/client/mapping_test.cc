@@ -21,6 +21,10 @@ const std::string kPreload = "LD_PRELOAD=" PMEMFS_LIB_DIR "/libpmemfs-preload.so
 class MappingTest : public MountTest {
  protected:
   std::string MountOptions() const override { return "allow_other"; }
+  void TearDown() override {
+    if (IsMounted(m_.mnt())) ExpectFlaggedExtentsAligned(m_.mnt());
+    MountTest::TearDown();
+  }
   CommandResult In(const std::string& cmd) { return Sh("cd " + m_.mnt() + " && " + cmd); }
   void Ok(const std::string& cmd) {
     CommandResult r = In(cmd);
@@ -164,6 +168,26 @@ TEST_F(MappingTest, UnflaggedFilesMapThroughThePageCache) {
   Ok(Counters("check u 3000 21"));
   ASSERT_TRUE(m_.Remount("allow_other"));
   Ok(Counters("check u 3000 21"));
+}
+
+// A file flagged with 4 KiB alignment on a plain file region, then mapped by a client that
+// sees the region as a device-dax of 2 MiB alignment (PMEMFS_TEST_DEVDAX=2M): libpmemfs
+// refuses before libpmem2 would, naming the rule and the cure.
+TEST(DevdaxClient, ExtentsOffTheRegionAlignmentAreRefusedNamingTheRule) {
+  ::unsetenv("PMEMFS_TEST_DEVDAX");
+  PmemfsMount m;
+  ASSERT_TRUE(m.MkfsAndMount()) << m.last_output();
+  const std::string f = m.Path("f");
+  ASSERT_EQ(Sh("dd if=/dev/zero of=" + f + " bs=4k count=3 status=none && setfattr -n "
+               "user.pmemfs.immutable_extents -v 4K " + f).status, 0);
+  CommandResult plain = Sh(Bin("map_counters") + " store lib " + f + " 10 1");
+  EXPECT_EQ(plain.status, 0) << plain.output;
+  CommandResult dax = Sh("PMEMFS_TEST_DEVDAX=2M " + Bin("map_counters") + " store lib " + f + " 10 1");
+  EXPECT_EQ(dax.status, 2) << dax.output;
+  EXPECT_NE(dax.output.find("not multiples of the region's mapping alignment 2097152"), std::string::npos)
+      << dax.output;
+  EXPECT_NE(dax.output.find("-v 1"), std::string::npos) << dax.output;
+  EXPECT_EQ(m.Unmount(), 0);
 }
 
 }  // namespace
