@@ -17,7 +17,10 @@
  *   EINVAL  the file has no immutable extents, or its extents are not at multiples of the
  *           region's mapping alignment (a device-dax maps only there; set the flag again
  *           with -v 1)
- *   EACCES  (or another open(2) error) the region cannot be opened by this process
+ *   EACCES  (or another open(2) error) the region cannot be opened by this process (the
+ *           daemon refuses the lease to a caller who could not open the region itself:
+ *           a user who cannot map a file cannot keep its flag from being cleared), or a
+ *           writable mapping was asked on a read-only descriptor or lease
  *   ESTALE  the region at the path the daemon gave holds another filesystem
  *
  * Thread-safe. */
@@ -31,9 +34,25 @@ extern "C" {
 #endif
 
 /* Maps the whole of the file open on `fd` (its size rounded up to its extent alignment)
- * with PROT_READ|PROT_WRITE and returns the address; `*len` receives the length. The
- * address is a multiple of the file's alignment (2 MiB alignment allows huge pages). */
+ * and returns the address; `*len` receives the length. The address is a multiple of the
+ * file's alignment (2 MiB alignment allows huge pages).
+ *
+ * The mapping is PROT_READ|PROT_WRITE when the lease allows writing: `fd` open O_RDWR, the
+ * filesystem mounted read-write (and not stopped after an error), and the caller able to
+ * open the region for writing. Otherwise it is PROT_READ only, and a store faults
+ * (SIGSEGV). pmemfs_mapping_prot() tells which; pmemfs_map_prot() asks for one. EACCES
+ * when `fd` is open O_WRONLY (as mmap(2)). */
 void *pmemfs_map(int fd, size_t *len);
+
+/* Like pmemfs_map(), with `prot` PROT_READ or PROT_READ|PROT_WRITE exactly. PROT_WRITE
+ * fails with EACCES, as mmap(2) of MAP_SHARED|PROT_WRITE does, when `fd` is not open
+ * O_RDWR or the lease allows reading only (a read-only mount, or no write access to the
+ * region). */
+void *pmemfs_map_prot(int fd, size_t *len, int prot);
+
+/* The protection (PROT_READ, or PROT_READ|PROT_WRITE) of the pmemfs mapping holding
+ * `addr`; -1 with errno EINVAL when `addr` is in none. */
+int pmemfs_mapping_prot(const void *addr);
 
 /* Unmaps a mapping returned by pmemfs_map() and drops its lease. */
 int pmemfs_unmap(void *addr);

@@ -45,6 +45,7 @@ void SetError(const char* fmt, ...) {
 struct Mapping {
   char* addr = nullptr;
   size_t len = 0;
+  int prot = PROT_READ;  // PROT_READ, or PROT_READ | PROT_WRITE
   int lease_fd = -1;  // private duplicate: the lease lives with it
   int region_fd = -1;
   pmem2_source* src = nullptr;
@@ -95,11 +96,11 @@ bool TakeLease(int fd, pmemfs_lease_reply* head, std::vector<pmemfs_lease_extent
 int Pmem2Errno(int rc) { return rc < 0 && rc > -4096 ? -rc : EINVAL; }
 
 // Opens the region the daemon named with the caller's own credentials (its permissions are
-// the gate), learns the device's rules (src/common/devdax.h), and checks that it holds the
+// the gate), for writing only when `write`, learns the device's rules (src/common/devdax.h), and checks that it holds the
 // filesystem the daemon serves: the uuid is read through a read-only mapping of the
 // region's first alignment unit (a device-dax cannot be read(2)).
-bool OpenRegion(const pmemfs_lease_reply& head, Mapping* m, pmemfs::devdax::Rules* rules) {
-  m->region_fd = open(head.region_path, O_RDWR | O_CLOEXEC);
+bool OpenRegion(const pmemfs_lease_reply& head, bool write, Mapping* m, pmemfs::devdax::Rules* rules) {
+  m->region_fd = open(head.region_path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (m->region_fd < 0) {
     int err = errno;
     SetError("cannot open the region %s: %s", head.region_path, std::strerror(err));
@@ -170,11 +171,21 @@ std::vector<pmemfs_lease_extent> Runs(const std::vector<pmemfs_lease_extent>& ex
   return runs;
 }
 
-}  // namespace
-
-extern "C" {
-
-void* pmemfs_map(int fd, size_t* len) {
+// prot: PROT_READ or PROT_READ|PROT_WRITE; -1: the most the lease allows.
+void* Map(int fd, size_t* len, int prot) {
+  // What mmap(2) requires of the descriptor, checked first as the kernel does.
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) {
+    SetError("fcntl: %s", std::strerror(errno));
+    return nullptr;
+  }
+  int accmode = fl & O_ACCMODE;
+  if (accmode == O_WRONLY || (prot != -1 && (prot & PROT_WRITE) && accmode != O_RDWR)) {
+    SetError(accmode == O_WRONLY ? "a mapping needs a descriptor open for reading"
+                                 : "a writable mapping needs a descriptor open for reading and writing");
+    errno = EACCES;
+    return nullptr;
+  }
   auto m = std::make_unique<Mapping>();
   m->lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (m->lease_fd < 0) {
@@ -185,8 +196,16 @@ void* pmemfs_map(int fd, size_t* len) {
   std::vector<pmemfs_lease_extent> extents;
   if (!TakeLease(m->lease_fd, &head, &extents)) return nullptr;
   head.region_path[sizeof(head.region_path) - 1] = '\0';
+  const bool may_write = head.access & PMEMFS_LEASE_WRITE;
+  if (prot != -1 && (prot & PROT_WRITE) && !may_write) {
+    SetError("the lease allows reading only (a read-only filesystem, or no write access to the region)");
+    errno = EACCES;
+    return nullptr;
+  }
+  const bool write = prot == -1 ? may_write : (prot & PROT_WRITE) != 0;
+  m->prot = write ? PROT_READ | PROT_WRITE : PROT_READ;
   pmemfs::devdax::Rules rules;
-  if (!OpenRegion(head, m.get(), &rules)) return nullptr;
+  if (!OpenRegion(head, write, m.get(), &rules)) return nullptr;
 
   const size_t align = head.align ? head.align : 4096;
   m->len = (head.file_size + align - 1) / align * align;
@@ -226,6 +245,7 @@ void* pmemfs_map(int fd, size_t* len) {
   pmem2_config* cfg = nullptr;
   if (!rc) rc = pmem2_config_new(&cfg);
   if (!rc) rc = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+  if (!rc && !write) rc = pmem2_config_set_protection(cfg, PMEM2_PROT_READ);
   for (size_t i = 0; !rc && i < runs.size(); ++i) {
     const pmemfs_lease_extent& r = runs[i];
     rc = pmem2_config_set_offset(cfg, r.region_off);
@@ -252,6 +272,32 @@ void* pmemfs_map(int fd, size_t* len) {
   void* addr = m->addr;
   g_maps.push_back(std::move(m));
   return addr;
+}
+
+}  // namespace
+
+extern "C" {
+
+void* pmemfs_map(int fd, size_t* len) { return Map(fd, len, -1); }
+
+void* pmemfs_map_prot(int fd, size_t* len, int prot) {
+  if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) {
+    SetError("prot must be PROT_READ or PROT_READ|PROT_WRITE");
+    errno = EINVAL;
+    return nullptr;
+  }
+  return Map(fd, len, prot);
+}
+
+int pmemfs_mapping_prot(const void* addr) {
+  const char* p = static_cast<const char*>(addr);
+  std::lock_guard lk(g_mu);
+  for (const auto& m : g_maps) {
+    if (p >= m->addr && p < m->addr + m->len) return m->prot;
+  }
+  SetError("not a pmemfs mapping");
+  errno = EINVAL;
+  return -1;
 }
 
 int pmemfs_unmap(void* addr) {

@@ -9,6 +9,7 @@
 #include <linux/fuse.h>
 #include <sys/uio.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -211,6 +212,7 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
 // Per open file handle (fi->fh).
 struct Handle {
   bool lease = false;  // this handle holds a direct-mapping lease
+  int accmode = O_RDONLY;  // the open mode (O_RDONLY, O_WRONLY, O_RDWR): what a lease may allow
 };
 
 Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
@@ -222,7 +224,9 @@ void SetOpenFlags(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
   // than serving stale pages.
   if (fs.HasImmutableExtents(ino)) fi->direct_io = 1;
   else fi->keep_cache = 1;
-  fi->fh = reinterpret_cast<uint64_t>(new Handle());
+  auto* h = new Handle();
+  h->accmode = fi->flags & O_ACCMODE;
+  fi->fh = reinterpret_cast<uint64_t>(h);
 }
 
 void ReleaseHandle(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
@@ -461,8 +465,10 @@ void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_in
     if (q.version != PMEMFS_LEASE_VERSION) return (void)fuse_reply_err(req, EINVAL);
     FileSystem& fs = Fs(req);
     Handle* h = HandleOf(fi);
-    bool take = h && !h->lease;
-    auto info = fs.Lease(ino, take);
+    // A mapping needs a descriptor open for reading, as mmap(2) does; writing needs O_RDWR.
+    if (!h || h->accmode == O_WRONLY) return (void)fuse_reply_err(req, EACCES);
+    bool take = !h->lease;
+    auto info = fs.Lease(MakeCtx(req), ino, take, h->accmode == O_RDWR);
     if (!info.ok()) return ReplyErr(req, info.error(), "lease", ino);
     if (take) h->lease = true;
     if (q.first_extent > info->extents.size()) return (void)fuse_reply_err(req, ERANGE);
@@ -475,6 +481,7 @@ void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_in
     r->region_size = fs.region().size();
     r->file_size = info->file_size;
     r->align = info->align;
+    r->access = PMEMFS_LEASE_READ | (info->writable ? PMEMFS_LEASE_WRITE : 0);
     r->total_extents = info->extents.size();
     r->first_extent = q.first_extent;
     for (size_t i = q.first_extent; i < info->extents.size() && r->count < PMEMFS_LEASE_EXTENTS; ++i) {

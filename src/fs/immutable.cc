@@ -8,9 +8,13 @@
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 
+#include <sys/stat.h>
+
 #include <bit>
 #include <charconv>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "extent/records.h"
 #include "fs/filesystem.h"
@@ -265,14 +269,61 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
 
 namespace pmemfs::fs {
 
-Result<FileSystem::LeaseInfo> FileSystem::Lease(uint64_t ino, bool take) {
+namespace {
+
+// What the caller of `ctx` could get by opening the region itself (issue 14): a lease
+// promises nothing the region's permissions would not give, so a user who cannot map a file
+// cannot pin its flag, and a lease is writable only for one who could write the region.
+// The region's mode bits against the caller's fsuid, fsgid and supplementary groups (from
+// /proc/<pid>/status); CAP_DAC_OVERRIDE gives both, CAP_DAC_READ_SEARCH reading, as the
+// kernel's generic_permission decides (capabilities through ctx.Has, the one capability
+// check). POSIX ACLs on the region are not consulted: mode bits only (documented).
+// A region without a path (memory, tests) is open to privileged callers only.
+struct RegionAccessBits {
+  bool read = false, write = false;
+};
+
+bool InGroup(uint32_t pid, uint32_t gid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Groups:", 0) != 0) continue;
+    std::istringstream groups(line.substr(7));
+    for (uint64_t g; groups >> g;) {
+      if (g == gid) return true;
+    }
+    return false;
+  }
+  return false;
+}
+
+RegionAccessBits RegionAccess(const Ctx& ctx, const std::string& path) {
+  RegionAccessBits a;
+  struct stat st {};
+  if (!path.empty() && ::stat(path.c_str(), &st) == 0) {
+    mode_t bits = ctx.uid == st.st_uid                                  ? (st.st_mode >> 6)
+                  : (ctx.gid == st.st_gid || InGroup(ctx.pid, st.st_gid)) ? (st.st_mode >> 3)
+                                                                         : st.st_mode;
+    a.read = bits & 4;
+    a.write = bits & 2;
+  }
+  if (!a.write && ctx.Has(CAP_DAC_OVERRIDE)) a.read = a.write = true;
+  if (!a.read && ctx.Has(CAP_DAC_READ_SEARCH)) a.read = true;
+  return a;
+}
+
+}  // namespace
+
+Result<FileSystem::LeaseInfo> FileSystem::Lease(const Ctx& ctx, uint64_t ino, bool take, bool want_write) {
   std::shared_lock lk(mu_);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (!(in.flags & format::kInodeImmutableExtents)) return Err(EINVAL, "file has no immutable extents");
+  RegionAccessBits access = RegionAccess(ctx, region_->path());
+  if (!access.read) return Err(EACCES, "lease refused: the caller could not open the region itself");
   PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
   LeaseInfo info;
   info.file_size = in.size;
   info.align = uint64_t{1} << in.align_shift;
+  info.writable = want_write && access.write && Writable().ok();
   for (const auto& [lblk, entry] : map->entries()) {
     const Extent& e = entry.e;
     info.extents.push_back({e.lblk * kBlockSize, e.pblk * kBlockSize, uint64_t{e.len} * kBlockSize});
