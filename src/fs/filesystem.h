@@ -90,6 +90,10 @@ class FileSystem {
   bool read_only() const { return read_only_; }
   // Set when a commit failed or corruption was found: the filesystem refuses changes.
   std::string error_state() const;
+  // Stops the filesystem after an error found outside a commit (a region fault: SIGBUS on
+  // the mapping, a reply the kernel could not copy from it): it turns read-only, as after a
+  // failed commit, and `reason` is logged once, with the first stop. Thread-safe.
+  void Stop(const std::string& reason);
 
   // ---- namespace ------------------------------------------------------------------------
   // Operations returning an Entry count one kernel reference (nlookup) on success.

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "common/devdax.h"
+#include "pmem/fault.h"
 
 namespace pmemfs::pmem {
 namespace {
@@ -100,11 +101,14 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, 
   r->drain_ = pmem2_get_drain_fn(r->map_);
   r->memcpy_ = pmem2_get_memcpy_fn(r->map_);
   r->memset_ = pmem2_get_memset_fn(r->map_);
+  // SIGBUS on this mapping is survivable where the handler is installed (the daemon).
+  fault::Watch(r->base_, r->size_, r->fd_, r->alignment_);
   return r;
 }
 
 Pmem2Region::~Pmem2Region() {
   if (granularity_ == Granularity::kPage) Drain();  // nothing flushed is left behind
+  if (base_) fault::Unwatch(base_);
   if (map_) pmem2_map_delete(&map_);
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }

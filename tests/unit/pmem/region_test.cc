@@ -1,5 +1,7 @@
 // pmem: the libpmem2 region on a file, the DRAM region, and the crash-tracing region.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 
 #include "pmem/crash_region.h"
 #include "pmem/dram_region.h"
+#include "pmem/fault.h"
 #include "pmem/pmem2_region.h"
 #include "testutil.h"
 
@@ -182,6 +185,71 @@ TEST(DevdaxRules, RealDevicesKeepTheirAlignmentAndTheEmulationParses) {
     EXPECT_EQ(*a, want) << v;
   }
   ::unsetenv("PMEMFS_TEST_DEVDAX");
+}
+
+// SIGBUS on a watched region mapping (src/pmem/fault.h): survived, recorded, the lost
+// range replaced by zeros and remembered. The fault state is process-wide: deltas only.
+TEST_F(Pmem2RegionTest, FaultOnAShrunkRegionFileIsSurvivedAndRecorded) {
+  MakeFile(8 << 20);
+  auto r = Pmem2Region::Open(path_, {});
+  ASSERT_OK(r);
+  Pmem2Region& region = **r;
+  fault::Install();
+  std::memset(region.At<char>(1 << 20), 'k', 4096);
+  const uint64_t before = fault::Count();
+  (void)fault::TakeThreadFault();
+  ASSERT_EQ(::truncate(path_.c_str(), 2 << 20), 0);
+  EXPECT_EQ(*region.At<volatile char>(5 << 20), 0) << "the load completes, on zeros";
+  EXPECT_TRUE(fault::TakeThreadFault());
+  EXPECT_FALSE(fault::TakeThreadFault()) << "the flag is taken once";
+  EXPECT_EQ(fault::Count(), before + 1);
+  *region.At<volatile char>(7 << 20) = 'x';  // the whole lost tail was replaced at once
+  EXPECT_EQ(fault::Count(), before + 1);
+  EXPECT_TRUE(fault::Replaced(region.At<char>(6 << 20), 100));
+  EXPECT_TRUE(fault::Replaced(region.At<char>((2 << 20) - 10), 20)) << "straddles the new end";
+  EXPECT_FALSE(fault::Replaced(region.At<char>(1 << 20), 4096));
+  EXPECT_EQ(*region.At<char>(1 << 20), 'k') << "bytes before the new end are untouched";
+  if (before == 0) {
+    EXPECT_NE(fault::Describe().find("the region file shrank to 2097152 bytes (SIGBUS BUS_ADRERR)"), std::string::npos)
+        << fault::Describe();
+  }
+}
+
+TEST_F(Pmem2RegionTest, FaultWithoutAFileSizeReplacesOneAlignmentUnit) {
+  MakeFile(8 << 20);
+  int fd = ::open(path_.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  auto* base = static_cast<char*>(::mmap(nullptr, 8 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(base, MAP_FAILED);
+  ::close(fd);
+  ASSERT_TRUE(fault::Watch(base, 8 << 20, -1, 64 << 10));  // no descriptor: a poisoned line's case
+  fault::Install();
+  ASSERT_EQ(::truncate(path_.c_str(), 1 << 20), 0);
+  const uint64_t before = fault::Count();
+  EXPECT_EQ(*reinterpret_cast<volatile char*>(base + (3 << 20) + 5), 0);
+  EXPECT_EQ(fault::Count(), before + 1);
+  EXPECT_TRUE(fault::Replaced(base + (3 << 20), 64 << 10));
+  EXPECT_FALSE(fault::Replaced(base + (3 << 20) + (64 << 10), 1)) << "one 64 KiB unit only";
+  EXPECT_EQ(*reinterpret_cast<volatile char*>(base + (5 << 20)), 0);
+  EXPECT_EQ(fault::Count(), before + 2);
+  EXPECT_TRUE(fault::TakeThreadFault());
+  fault::Unwatch(base);
+  ::munmap(base, 8 << 20);
+}
+
+TEST_F(Pmem2RegionTest, FaultOutsideEveryRegionStillKills) {
+  MakeFile(4 << 20);
+  EXPECT_EXIT(
+      {
+        fault::Install();
+        int fd = ::open(path_.c_str(), O_RDWR);
+        auto* p = static_cast<char*>(::mmap(nullptr, 4 << 20, PROT_READ, MAP_SHARED, fd, 0));
+        (void)!::ftruncate(fd, 0);
+        volatile char c = p[1 << 20];
+        (void)c;
+        ::_exit(0);
+      },
+      ::testing::KilledBySignal(SIGBUS), "");
 }
 
 TEST(DramRegion, ZeroedAndAddressable) {
