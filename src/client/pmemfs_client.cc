@@ -96,9 +96,9 @@ bool TakeLease(int fd, pmemfs_lease_reply* head, std::vector<pmemfs_lease_extent
 int Pmem2Errno(int rc) { return rc < 0 && rc > -4096 ? -rc : EINVAL; }
 
 // Opens the region the daemon named with the caller's own credentials (its permissions are
-// the gate), for writing only when `write`, learns the device's rules (src/common/devdax.h), and checks that it holds the
-// filesystem the daemon serves: the uuid is read through a read-only mapping of the
-// region's first alignment unit (a device-dax cannot be read(2)).
+// the gate), for writing only when `write`; learns the device's rules (src/common/devdax.h);
+// and checks that it holds the filesystem the daemon serves: the uuid is read through a
+// read-only mapping of the region's first alignment unit (a device-dax cannot be read(2)).
 bool OpenRegion(const pmemfs_lease_reply& head, bool write, Mapping* m, pmemfs::devdax::Rules* rules) {
   m->region_fd = open(head.region_path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
   if (m->region_fd < 0) {
