@@ -44,6 +44,7 @@ std::atomic<bool> g_first_ready{false};
 thread_local bool t_fault = false;
 
 struct sigaction g_previous {};
+std::atomic<uint64_t> g_page{4096};  // the page size, read once outside the handler
 std::once_flag g_install_once;
 
 void Record(uintptr_t lo, uintptr_t hi) {
@@ -80,7 +81,7 @@ void Handler(int sig, siginfo_t* si, void* uc) {
     if (base == 0 || a < base || a - base >= size) continue;
     const uint64_t off = a - base;
     const uint64_t align = w.align.load();
-    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t page = g_page.load();
     uint64_t lo = off / align * align, hi = lo + align;
     struct stat st {};
     int64_t file_size = -1;
@@ -142,6 +143,7 @@ void Unwatch(void* base) {
 
 void Install() {
   std::call_once(g_install_once, [] {
+    g_page.store(static_cast<uint64_t>(sysconf(_SC_PAGESIZE)));
     struct sigaction sa {};
     sa.sa_sigaction = Handler;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;  // a second fault on another page may come at once
