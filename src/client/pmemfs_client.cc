@@ -28,12 +28,15 @@
 #include <mutex>
 #include <vector>
 
+#include "client/mapping.h"
 #include "common/devdax.h"
 #include "common/lease_protocol.h"
 
-namespace {
+namespace pmemfs::client {
 
+namespace {
 thread_local char g_error[512];
+}  // namespace
 
 void SetError(const char* fmt, ...) {
   va_list ap;
@@ -42,24 +45,15 @@ void SetError(const char* fmt, ...) {
   va_end(ap);
 }
 
-struct Mapping {
-  char* addr = nullptr;
-  size_t len = 0;
-  int prot = PROT_READ;  // PROT_READ, or PROT_READ | PROT_WRITE
-  int lease_fd = -1;  // private duplicate: the lease lives with it
-  int region_fd = -1;
-  pmem2_source* src = nullptr;
-  pmem2_vm_reservation* rsv = nullptr;
-  std::vector<pmem2_map*> maps;
+Mapping::~Mapping() {
+  for (pmem2_map*& m : maps) pmem2_map_delete(&m);
+  if (rsv) pmem2_vm_reservation_delete(&rsv);
+  if (src) pmem2_source_delete(&src);
+  if (region_fd >= 0) close(region_fd);
+  if (lease_fd >= 0) close(lease_fd);
+}
 
-  ~Mapping() {
-    for (pmem2_map*& m : maps) pmem2_map_delete(&m);
-    if (rsv) pmem2_vm_reservation_delete(&rsv);
-    if (src) pmem2_source_delete(&src);
-    if (region_fd >= 0) close(region_fd);
-    if (lease_fd >= 0) close(lease_fd);
-  }
-};
+namespace {
 
 std::mutex g_mu;
 std::vector<std::unique_ptr<Mapping>> g_maps;  // GUARDED_BY(g_mu)
@@ -70,17 +64,19 @@ pmem2_flush_fn g_flush = nullptr;
 pmem2_drain_fn g_drain = nullptr;
 
 // Takes the lease and reads every page of the extent list.
-bool TakeLease(int fd, pmemfs_lease_reply* head, std::vector<pmemfs_lease_extent>* extents) {
+bool TakeLease(int fd, uint32_t flags, pmemfs_lease_reply* head, std::vector<pmemfs_lease_extent>* extents) {
   for (uint64_t first = 0;;) {
     auto reply = std::make_unique<pmemfs_lease_reply>();
     std::memset(reply.get(), 0, sizeof(*reply));
     auto* req = reinterpret_cast<pmemfs_lease_req*>(reply.get());
     req->version = PMEMFS_LEASE_VERSION;
+    req->flags = flags;
     req->first_extent = first;
     if (ioctl(fd, PMEMFS_IOC_LEASE, reply.get()) != 0) {
       int err = errno;
       SetError(err == ENOTTY   ? "not a pmemfs file"
                : err == EINVAL ? "the file has no immutable extents (setfattr -n user.pmemfs.immutable_extents -v 1)"
+               : err == EBADFD ? "opened before the flag was set: the kernel's page cache serves this descriptor"
                                : "mapping lease refused: %s",
                std::strerror(err));
       errno = err;
@@ -171,8 +167,9 @@ std::vector<pmemfs_lease_extent> Runs(const std::vector<pmemfs_lease_extent>& ex
   return runs;
 }
 
-// prot: PROT_READ or PROT_READ|PROT_WRITE; -1: the most the lease allows.
-void* Map(int fd, size_t* len, int prot) {
+}  // namespace
+
+std::unique_ptr<Mapping> MapFile(int fd, int prot, LeaseHolder holder, uint32_t lease_flags) {
   // What mmap(2) requires of the descriptor, checked first as the kernel does.
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) {
@@ -187,14 +184,16 @@ void* Map(int fd, size_t* len, int prot) {
     return nullptr;
   }
   auto m = std::make_unique<Mapping>();
-  m->lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (m->lease_fd < 0) {
-    SetError("dup: %s", std::strerror(errno));
-    return nullptr;
+  if (holder == LeaseHolder::kPrivateDup) {
+    m->lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (m->lease_fd < 0) {
+      SetError("dup: %s", std::strerror(errno));
+      return nullptr;
+    }
   }
   pmemfs_lease_reply head;
   std::vector<pmemfs_lease_extent> extents;
-  if (!TakeLease(m->lease_fd, &head, &extents)) return nullptr;
+  if (!TakeLease(m->lease_fd >= 0 ? m->lease_fd : fd, lease_flags, &head, &extents)) return nullptr;
   head.region_path[sizeof(head.region_path) - 1] = '\0';
   const bool may_write = head.access & PMEMFS_LEASE_WRITE;
   if (prot != -1 && (prot & PROT_WRITE) && !may_write) {
@@ -204,10 +203,12 @@ void* Map(int fd, size_t* len, int prot) {
   }
   const bool write = prot == -1 ? may_write : (prot & PROT_WRITE) != 0;
   m->prot = write ? PROT_READ | PROT_WRITE : PROT_READ;
+  m->access = head.access;
   pmemfs::devdax::Rules rules;
   if (!OpenRegion(head, write, m.get(), &rules)) return nullptr;
 
   const size_t align = head.align ? head.align : 4096;
+  m->file_size = head.file_size;
   m->len = (head.file_size + align - 1) / align * align;
   if (m->len == 0) {
     SetError("empty file");
@@ -261,13 +262,35 @@ void* Map(int fd, size_t* len, int prot) {
     errno = Pmem2Errno(rc);
     return nullptr;
   }
-  std::lock_guard lk(g_mu);
-  if (!g_persist && !m->maps.empty()) {
-    g_persist = pmem2_get_persist_fn(m->maps[0]);
-    g_flush = pmem2_get_flush_fn(m->maps[0]);
-    g_drain = pmem2_get_drain_fn(m->maps[0]);
-  }
+  pmem2_map* first = m->maps.front();  // runs cover [0, len): at least one
+  m->granularity = pmem2_map_get_store_granularity(first);
+  m->memcpy_fn = pmem2_get_memcpy_fn(first);
+  m->persist_fn = pmem2_get_persist_fn(first);
+  m->flush_fn = pmem2_get_flush_fn(first);
+  m->drain_fn = pmem2_get_drain_fn(first);
   m->addr = static_cast<char*>(pmem2_vm_reservation_get_address(m->rsv));
+  if (holder == LeaseHolder::kDescriptor) {
+    // The maps need neither: a descriptor examined for read/write must not cost the
+    // process another descriptor number (open(2) would then return other numbers).
+    pmem2_source_delete(&m->src);
+    close(m->region_fd);
+    m->region_fd = -1;
+  }
+  return m;
+}
+
+namespace {
+
+// prot: PROT_READ or PROT_READ|PROT_WRITE; -1: the most the lease allows.
+void* Map(int fd, size_t* len, int prot) {
+  std::unique_ptr<Mapping> m = MapFile(fd, prot, LeaseHolder::kPrivateDup, 0);
+  if (!m) return nullptr;
+  std::lock_guard lk(g_mu);
+  if (!g_persist) {
+    g_persist = m->persist_fn;
+    g_flush = m->flush_fn;
+    g_drain = m->drain_fn;
+  }
   if (len) *len = m->len;
   void* addr = m->addr;
   g_maps.push_back(std::move(m));
@@ -275,6 +298,9 @@ void* Map(int fd, size_t* len, int prot) {
 }
 
 }  // namespace
+}  // namespace pmemfs::client
+
+using namespace pmemfs::client;  // NOLINT: the C entry points below use the internals above
 
 extern "C" {
 

@@ -183,6 +183,11 @@ class FileSystem {
   Result<LeaseInfo> Lease(uint64_t ino, bool take) { return Lease(Ctx{}, ino, take, true); }
   void DropLease(uint64_t ino);
   bool HasImmutableExtents(uint64_t ino);
+  // What a write through the mount does to the inode, for bytes a client wrote into its
+  // direct mapping (PMEMFS_IOC_TOUCH): mtime = ctime = now, set-id bits and
+  // security.capability dropped as KillPrivsLocked decides for `ctx`; one transaction.
+  // EINVAL without immutable extents; EROFS when the filesystem is not writable.
+  Status Touch(const Ctx& ctx, uint64_t ino);
 
   // Called, after the commit, when an operation changed attributes the kernel caches but
   // does not expect to change (a write clearing set-user-ID): the FUSE adapter invalidates

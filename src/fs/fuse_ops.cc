@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
 #include <csignal>
 #include <cstring>
@@ -67,6 +68,11 @@ struct Session {
   std::atomic<uint64_t> init_unique{0};  // the kernel's INIT request, while it is in flight
   LogLimiter error_log;
   std::atomic<uint64_t> faults_seen{0};  // region faults (pmem/fault.h) already acted on
+  // Open handles per inode that use the kernel page cache (every open of a file without
+  // immutable extents): a flagged file's lease reply says when some are still open
+  // (PMEMFS_LEASE_CACHED_OPENS), since bytes copied in userspace would bypass that cache.
+  std::mutex opens_mu;
+  std::unordered_map<uint64_t, uint32_t> cached_opens;  // GUARDED_BY(opens_mu)
 };
 
 // Region faults (SIGBUS on the mapping, survived by pmem/fault.h): the first one stops the
@@ -250,11 +256,13 @@ void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newp
 struct Handle {
   bool lease = false;  // this handle holds a direct-mapping lease
   int accmode = O_RDONLY;  // the open mode (O_RDONLY, O_WRONLY, O_RDWR): what a lease may allow
+  bool direct_io = false;  // opened while flagged: the kernel bypasses its page cache
 };
 
 Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
 
-void SetOpenFlags(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
+void SetOpenFlags(Session& se, fuse_ino_t ino, fuse_file_info* fi) {
+  FileSystem& fs = *se.fs;
   // Files with immutable extents bypass the page cache: the direct mapping and read()/write()
   // through the mount then see the same bytes at once. A plain shared mmap of such a file
   // without libpmemfs fails with ENODEV (the kernel refuses it on direct-I/O files) rather
@@ -263,12 +271,23 @@ void SetOpenFlags(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
   else fi->keep_cache = 1;
   auto* h = new Handle();
   h->accmode = fi->flags & O_ACCMODE;
+  h->direct_io = fi->direct_io;
   fi->fh = reinterpret_cast<uint64_t>(h);
+  if (!h->direct_io) {
+    std::lock_guard lk(se.opens_mu);
+    se.cached_opens[ino]++;
+  }
 }
 
-void ReleaseHandle(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
+void ReleaseHandle(Session& se, fuse_ino_t ino, fuse_file_info* fi) {
+  FileSystem& fs = *se.fs;
   Handle* h = HandleOf(fi);
   if (h && h->lease) fs.DropLease(ino);
+  if (h && !h->direct_io) {
+    std::lock_guard lk(se.opens_mu);
+    auto it = se.cached_opens.find(ino);
+    if (it != se.cached_opens.end() && --it->second == 0) se.cached_opens.erase(it);
+  }
   delete h;
   fi->fh = 0;
   fs.Release(ino);
@@ -279,8 +298,8 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
     FileSystem& fs = Fs(req);
     Status s = fs.Open(ino, fi->flags);
     if (!s.ok()) return ReplyErr(req, s.error(), "open", ino);
-    SetOpenFlags(fs, ino, fi);
-    if (fuse_reply_open(req, fi) != 0) ReleaseHandle(fs, ino, fi);
+    SetOpenFlags(Sess(req), ino, fi);
+    if (fuse_reply_open(req, fi) != 0) ReleaseHandle(Sess(req), ino, fi);
   });
 }
 
@@ -294,7 +313,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
       fs.Forget(r->ino, 1);
       return ReplyErr(req, s.error(), "create", r->ino);
     }
-    SetOpenFlags(fs, r->ino, fi);
+    SetOpenFlags(Sess(req), r->ino, fi);
     fuse_entry_param e{};
     e.ino = r->ino;
     e.generation = r->generation;
@@ -302,7 +321,7 @@ void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fu
     e.attr_timeout = kTimeout;
     e.entry_timeout = kTimeout;
     if (fuse_reply_create(req, &e, fi) != 0) {
-      ReleaseHandle(fs, r->ino, fi);
+      ReleaseHandle(Sess(req), r->ino, fi);
       fs.Forget(r->ino, 1);
     }
   });
@@ -349,7 +368,7 @@ void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t o
 
 void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Guard(req, "release", [&] {
-    ReleaseHandle(Fs(req), ino, fi);
+    ReleaseHandle(Sess(req), ino, fi);
     fuse_reply_err(req, 0);
   });
 }
@@ -498,19 +517,39 @@ void CopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_in
 
 static_assert(PMEMFS_SB_UUID_OFFSET == offsetof(format::Superblock, uuid), "clients read the uuid there");
 
+// PMEMFS_IOC_TOUCH: the timestamps (and set-id bits) of bytes a client wrote in userspace.
+void Touch(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, const void* in_buf, size_t in_bufsz) {
+  if (in_bufsz < sizeof(pmemfs_touch_req)) return (void)fuse_reply_err(req, EINVAL);
+  pmemfs_touch_req q;
+  std::memcpy(&q, in_buf, sizeof(q));
+  if (q.version < 3 || q.version > PMEMFS_LEASE_VERSION || q.reserved != 0) return (void)fuse_reply_err(req, EINVAL);
+  Handle* h = HandleOf(fi);
+  if (!h || h->accmode == O_RDONLY) return (void)fuse_reply_err(req, EBADF);  // as write(2)
+  Status s = Fs(req).Touch(MakeCtx(req), ino);
+  if (!s.ok()) return ReplyErr(req, s.error(), "touch", ino);
+  fuse_reply_ioctl(req, 0, nullptr, 0);
+}
+
 void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_info* fi, unsigned flags,
            const void* in_buf, size_t in_bufsz, size_t out_bufsz) noexcept {
   Guard(req, "ioctl", [&] {
-    if (cmd != PMEMFS_IOC_LEASE || (flags & FUSE_IOCTL_COMPAT)) return (void)fuse_reply_err(req, ENOTTY);
+    if (flags & FUSE_IOCTL_COMPAT) return (void)fuse_reply_err(req, ENOTTY);
+    if (cmd == PMEMFS_IOC_TOUCH) return Touch(req, ino, fi, in_buf, in_bufsz);
+    if (cmd != PMEMFS_IOC_LEASE) return (void)fuse_reply_err(req, ENOTTY);
     if (in_bufsz < sizeof(pmemfs_lease_req) || out_bufsz < sizeof(pmemfs_lease_reply))
       return (void)fuse_reply_err(req, EINVAL);
     pmemfs_lease_req q;
     std::memcpy(&q, in_buf, sizeof(q));
-    if (q.version != PMEMFS_LEASE_VERSION) return (void)fuse_reply_err(req, EINVAL);
+    if (q.version < PMEMFS_LEASE_MIN_VERSION || q.version > PMEMFS_LEASE_VERSION)
+      return (void)fuse_reply_err(req, EINVAL);
+    const uint32_t qflags = q.version >= 3 ? q.flags : 0;
+    if (qflags & ~PMEMFS_LEASE_DIRECT_ONLY) return (void)fuse_reply_err(req, EINVAL);
     FileSystem& fs = Fs(req);
     Handle* h = HandleOf(fi);
     // A mapping needs a descriptor open for reading, as mmap(2) does; writing needs O_RDWR.
     if (!h || h->accmode == O_WRONLY) return (void)fuse_reply_err(req, EACCES);
+    // Userspace reads and writes must not bypass a page cache that this open file uses.
+    if ((qflags & PMEMFS_LEASE_DIRECT_ONLY) && !h->direct_io) return (void)fuse_reply_err(req, EBADFD);
     bool take = !h->lease;
     auto info = fs.Lease(MakeCtx(req), ino, take, h->accmode == O_RDWR);
     if (!info.ok()) return ReplyErr(req, info.error(), "lease", ino);
@@ -526,6 +565,10 @@ void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_in
     r->file_size = info->file_size;
     r->align = info->align;
     r->access = PMEMFS_LEASE_READ | (info->writable ? PMEMFS_LEASE_WRITE : 0);
+    {
+      std::lock_guard lk(Sess(req).opens_mu);
+      if (Sess(req).cached_opens.count(ino)) r->access |= PMEMFS_LEASE_CACHED_OPENS;
+    }
     r->total_extents = info->extents.size();
     r->first_extent = q.first_extent;
     for (size_t i = q.first_extent; i < info->extents.size() && r->count < PMEMFS_LEASE_EXTENTS; ++i) {

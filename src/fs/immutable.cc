@@ -324,6 +324,22 @@ void FileSystem::DropLease(uint64_t ino) {
   if (it != states_.end() && it->second->leases > 0) it->second->leases--;
 }
 
+Status FileSystem::Touch(const Ctx& ctx, uint64_t ino) {
+  std::unique_lock lk(mu_);
+  PMEMFS_TRY(Writable());
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
+  if (!(in.flags & format::kInodeImmutableExtents)) return Err(EINVAL, "touch: file has no immutable extents");
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  in.mtime = in.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
+  Tx tx(*region_);
+  PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
+  PutInode(tx, ino, in);
+  // The kernel caches attributes for a second and saw no write: it must fetch them again.
+  if (attr_changed_) tx.OnCommit([this, ino] { attr_changed_(ino); });
+  return Commit(tx);
+}
+
 bool FileSystem::HasImmutableExtents(uint64_t ino) {
   std::shared_lock lk(mu_);
   auto in = LoadInode(ino);
