@@ -68,6 +68,10 @@ constexpr uint64_t kMaxRw = 0x7ffff000;  // MAX_RW_COUNT: the most one read/writ
 constexpr int kIovMax = 1024;            // UIO_MAXIOV
 constexpr int kHonouredFlags = RWF_HIPRI | RWF_DSYNC | RWF_SYNC;  // data is durable anyway
 constexpr int64_t kTouchIntervalNs = 1000000000;
+// The page tables of the mapping are filled this much at a time, at the first copy that
+// touches it (Populate).
+constexpr uint64_t kPopulateChunk = 2 << 20;
+size_t PopulatedWords(uint64_t map_len) { return ((map_len + kPopulateChunk - 1) / kPopulateChunk + 63) / 64; }
 
 // ---- files: the timestamps of what this process wrote ------------------------------------
 
@@ -120,6 +124,8 @@ struct Desc {
   std::atomic<bool> writable{false};  // may_touch, until a touch finds the filesystem read-only
   std::atomic<bool> append{false};  // O_APPEND: writes go to the kernel (the daemon's EPERM)
   uint64_t fsize_limit = UINT64_MAX;  // RLIMIT_FSIZE when examined: beyond it, the kernel (SIGXFSZ)
+  // One bit per kPopulateChunk of the mapping: its page tables were filled (Populate).
+  std::unique_ptr<std::atomic<uint64_t>[]> populated;
   std::mutex pos_mu;                // serialises this process's read/write at the file offset
   Desc* next_free = nullptr;        // GUARDED_BY(g_pool_mu)
 };
@@ -142,6 +148,7 @@ Desc* NewDesc() {
 void Destroy(Desc* d) {
   int saved = errno;
   d->map.reset();  // unmaps; the lease stays with the description
+  d->populated.reset();
   if (d->stamp) ReleaseStamp(d->stamp);
   d->stamp = nullptr;
   errno = saved;
@@ -258,6 +265,11 @@ Desc* Probe(int fd, bool fresh, bool* definite) {
   d->append.store(fl & O_APPEND, std::memory_order_relaxed);
   d->shared.store(!fresh, std::memory_order_relaxed);
   d->fsize_limit = getrlimit(RLIMIT_FSIZE, &fsize) == 0 && fsize.rlim_cur != RLIM_INFINITY ? fsize.rlim_cur : UINT64_MAX;
+  d->populated.reset(new (std::nothrow) std::atomic<uint64_t>[PopulatedWords(d->map->len)]());
+  if (!d->populated) {
+    Destroy(d);
+    return nullptr;
+  }
   if (reinterpret_cast<uintptr_t>(d) & ~kPayloadMask) {  // not representable in an entry
     Destroy(d);
     return nullptr;
@@ -375,10 +387,33 @@ off_t Advance(int fd, uint64_t total, uint64_t raw) {
   return pos;
 }
 
+// Fills the page tables of the 2 MiB chunks of [off, off + n) that no copy has touched
+// yet, with one madvise(MADV_POPULATE_*) each, instead of a page fault per 4 KiB page (or,
+// for reads, per 16 pages with the kernel's fault-around). A fault costs about 25-40 us on
+// the development VM (shadow paging), a populated page about 1 us; on bare metal the gain
+// is smaller but the cost is no larger: the chunk's page-table page is allocated by its
+// first fault anyway, and a device-dax maps a 2 MiB chunk with one PMD. Failure (a kernel
+// before 5.14: EINVAL) leaves the pages to the faults.
+void Populate(const Desc* d, uint64_t off, uint64_t n) {
+  const Mapping& m = *d->map;
+  for (uint64_t c = off / kPopulateChunk, last = (off + n - 1) / kPopulateChunk; c <= last; ++c) {
+    std::atomic<uint64_t>& word = d->populated[c / 64];
+    const uint64_t bit = uint64_t{1} << (c % 64);
+    if (word.load(std::memory_order_relaxed) & bit) continue;
+    if (word.fetch_or(bit, std::memory_order_relaxed) & bit) continue;  // another thread's
+    const int saved = errno;
+    const uint64_t start = c * kPopulateChunk;
+    madvise(m.addr + start, std::min(kPopulateChunk, m.len - start),
+            (m.prot & PROT_WRITE) ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+    errno = saved;
+  }
+}
+
 ssize_t CopyOut(const Desc* d, const iovec* iov, uint64_t off, uint64_t total) {
   const uint64_t size = d->map->file_size;
   if (off >= size) return 0;
   uint64_t left = std::min(total, size - off);
+  Populate(d, off, left);
   const ssize_t n = static_cast<ssize_t>(left);
   const char* src = d->map->addr + off;
   for (int i = 0; left > 0; ++i) {
@@ -395,6 +430,7 @@ ssize_t CopyOut(const Desc* d, const iovec* iov, uint64_t off, uint64_t total) {
 void CopyIn(const Desc* d, const iovec* iov, uint64_t off, uint64_t total) {
   const Mapping& m = *d->map;
   char* dst = m.addr + off;
+  Populate(d, off, total);
   if (total <= iov[0].iov_len) {
     m.memcpy_fn(dst, iov[0].iov_base, total, 0);
     return;
@@ -613,6 +649,8 @@ void ChildAfterFork() {
   for (Desc* d : g_all) {
     if (d->refs.load(std::memory_order_relaxed) == 0) continue;
     new (&d->pos_mu) std::mutex();
+    // fork copies no page tables of shared file mappings: the child populates again.
+    for (size_t i = 0; i < PopulatedWords(d->map->len); ++i) d->populated[i].store(0, std::memory_order_relaxed);
     auto it = named.find(d);
     const uint32_t n = it == named.end() ? 0 : it->second;
     d->refs.store(n, std::memory_order_relaxed);

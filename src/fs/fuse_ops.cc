@@ -261,33 +261,40 @@ struct Handle {
 
 Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
 
+void UncountCachedOpen(Session& se, fuse_ino_t ino) {
+  std::lock_guard lk(se.opens_mu);
+  auto it = se.cached_opens.find(ino);
+  if (it != se.cached_opens.end() && --it->second == 0) se.cached_opens.erase(it);
+}
+
 void SetOpenFlags(Session& se, fuse_ino_t ino, fuse_file_info* fi) {
   FileSystem& fs = *se.fs;
   // Files with immutable extents bypass the page cache: the direct mapping and read()/write()
   // through the mount then see the same bytes at once. A plain shared mmap of such a file
   // without libpmemfs fails with ENODEV (the kernel refuses it on direct-I/O files) rather
   // than serving stale pages.
+  //
+  // The open is counted as a page-cache one before the flag is looked at, and uncounted if
+  // the file turns out flagged: an open that saw no flag was then counted before the flag
+  // was set, so any lease taken after the flag (PMEMFS_LEASE_CACHED_OPENS) sees it.
+  {
+    std::lock_guard lk(se.opens_mu);
+    se.cached_opens[ino]++;
+  }
   if (fs.HasImmutableExtents(ino)) fi->direct_io = 1;
   else fi->keep_cache = 1;
   auto* h = new Handle();
   h->accmode = fi->flags & O_ACCMODE;
   h->direct_io = fi->direct_io;
   fi->fh = reinterpret_cast<uint64_t>(h);
-  if (!h->direct_io) {
-    std::lock_guard lk(se.opens_mu);
-    se.cached_opens[ino]++;
-  }
+  if (h->direct_io) UncountCachedOpen(se, ino);
 }
 
 void ReleaseHandle(Session& se, fuse_ino_t ino, fuse_file_info* fi) {
   FileSystem& fs = *se.fs;
   Handle* h = HandleOf(fi);
   if (h && h->lease) fs.DropLease(ino);
-  if (h && !h->direct_io) {
-    std::lock_guard lk(se.opens_mu);
-    auto it = se.cached_opens.find(ino);
-    if (it != se.cached_opens.end() && --it->second == 0) se.cached_opens.erase(it);
-  }
+  if (h && !h->direct_io) UncountCachedOpen(se, ino);
   delete h;
   fi->fh = 0;
   fs.Release(ino);

@@ -45,8 +45,10 @@ size_t Count(const std::string& text, const std::string& what) {
 class CoProcess {
  public:
   explicit CoProcess(const std::string& cmd) {
+    // Close-on-exec: a later co-process must not inherit this one's pipe ends (it would
+    // keep this one's stdin open, and Finish would wait for ever).
     int in[2], out[2];
-    if (::pipe(in) != 0 || ::pipe(out) != 0) std::abort();
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) std::abort();
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(in[0], 0);
@@ -180,8 +182,9 @@ TEST_F(UserspaceIoTest, ShimServesReadsAndWritesWithoutSystemCalls) {
   std::mt19937_64 rng = SeededRng();
   Twins(1 << 20, rng);
   const std::string trace = "strace -f -qq -y -e trace=read,pread64,pwrite64 -o " + m_.dir() + "/trace ";
+  // A buffer pattern: fio's random buffer contents differ between runs.
   const std::string fio = "fio --name=s --rw=randrw --bs=4k --size=1M --io_size=2M --ioengine=psync "
-                          "--randseed=7 --output=/dev/null --filename=";
+                          "--randseed=7 --buffer_pattern=0x5a6b7c8d --output=/dev/null --filename=";
   Run(trace + fio + "a");
   const size_t plain = Count(ReadFile(m_.dir() + "/trace"), "/a>");
   Run(trace + kShim + fio + "b");
