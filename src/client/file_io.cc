@@ -335,7 +335,7 @@ void AfterWrite(int fd, Desc* d) {
   s->last_fd.store(fd, std::memory_order_relaxed);
   const int64_t now = CoarseNs();
   int64_t last = s->last_touch.load(std::memory_order_relaxed);
-  if (now - last >= kTouchIntervalNs &&
+  if ((last == INT64_MIN || now - last >= kTouchIntervalNs) &&  // INT64_MIN: never touched
       s->last_touch.compare_exchange_strong(last, now, std::memory_order_relaxed)) {
     s->dirty.store(false, std::memory_order_relaxed);
     Touch(fd, d);

@@ -15,6 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libpmem2.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -26,6 +29,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "client/mapping.h"
@@ -62,6 +66,32 @@ std::vector<std::unique_ptr<Mapping>> g_maps;  // GUARDED_BY(g_mu)
 pmem2_persist_fn g_persist = nullptr;
 pmem2_flush_fn g_flush = nullptr;
 pmem2_drain_fn g_drain = nullptr;
+
+// Runs `fn` (MapFile's work) on a short-lived thread with its own working
+// directory (unshare(CLONE_FS)): pmem2_map_new looks the region up in sysfs (libndctl)
+// with fchdir() there and back, and in the caller's thread that would move the working
+// directory of every thread of the process meanwhile (another thread's open("file") then
+// fails with ENOENT). Inline when no thread can be made.
+template <typename Fn>
+void WithPrivateCwd(Fn&& fn) {
+  struct Call {
+    Fn* fn;
+    static void* Run(void* arg) {
+      unshare(CLONE_FS);  // fails only without memory: the fchdir then races as before
+      (*static_cast<Call*>(arg)->fn)();
+      return nullptr;
+    }
+  } call{&fn};
+  // Signals stay with the caller's threads: the helper blocks them all.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  const bool threaded = pthread_create(&t, nullptr, &Call::Run, &call) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (threaded) pthread_join(t, nullptr);
+  else fn();
+}
 
 // Takes the lease and reads every page of the extent list.
 bool TakeLease(int fd, uint32_t flags, pmemfs_lease_reply* head, std::vector<pmemfs_lease_extent>* extents) {
@@ -169,7 +199,9 @@ std::vector<pmemfs_lease_extent> Runs(const std::vector<pmemfs_lease_extent>& ex
 
 }  // namespace
 
-std::unique_ptr<Mapping> MapFile(int fd, int prot, LeaseHolder holder, uint32_t lease_flags) {
+namespace {
+
+std::unique_ptr<Mapping> MapFileHere(int fd, int prot, LeaseHolder holder, uint32_t lease_flags) {
   // What mmap(2) requires of the descriptor, checked first as the kernel does.
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0) {
@@ -275,6 +307,24 @@ std::unique_ptr<Mapping> MapFile(int fd, int prot, LeaseHolder holder, uint32_t 
     pmem2_source_delete(&m->src);
     close(m->region_fd);
     m->region_fd = -1;
+  }
+  return m;
+}
+
+}  // namespace
+
+std::unique_ptr<Mapping> MapFile(int fd, int prot, LeaseHolder holder, uint32_t lease_flags) {
+  std::unique_ptr<Mapping> m;
+  int err = 0;
+  char msg[sizeof g_error] = "";
+  WithPrivateCwd([&] {
+    m = MapFileHere(fd, prot, holder, lease_flags);
+    err = errno;
+    std::memcpy(msg, g_error, sizeof msg);  // the error message is per thread
+  });
+  if (!m) {
+    std::memcpy(g_error, msg, sizeof msg);
+    errno = err;
   }
   return m;
 }

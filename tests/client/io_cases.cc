@@ -13,6 +13,10 @@
 //   io_cases serve FILE             reads commands on stdin: "w OFF TEXT", "r OFF LEN",
 //                                   "close", "fsync"; answers one line each (coherence)
 //   io_cases stamp FILE [N]         N writes at once (default 100), close; prints "ok"
+//   io_cases swap FLAGGED PLAIN     reader threads pread one descriptor number while another
+//                                   thread points it at the other file (dup2, dup3
+//                                   O_CLOEXEC, close then dup2); every read made while the number
+//                                   certainly named one file must give that file's bytes
 //
 // FILE must be a flagged file of at least 1 MiB (threads: exactly 1 MiB).
 #include <errno.h>
@@ -23,7 +27,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -304,6 +310,75 @@ int Stamp(const char* path, int n) {
   return 0;
 }
 
+// The number `n` alternates between the flagged file (even generations) and the plain one
+// (odd); `gen` is odd while it changes hands, so a read that saw the same even or odd
+// generation before and after must hold that file's bytes: a shim that served a number
+// from what it knew about the file it named before would fail this.
+int Swap(const char* flagged, const char* plain) {
+  std::vector<char> want[2];
+  for (int i = 0; i < 2; ++i) {
+    int fd = Open(i == 0 ? flagged : plain, O_RDONLY);
+    struct stat st;
+    fstat(fd, &st);
+    want[i].resize(st.st_size);
+    if (pread(fd, want[i].data(), st.st_size, 0) != st.st_size) return std::perror("pread"), 1;
+    close(fd);
+  }
+  const size_t span = std::min(want[0].size(), want[1].size()) - 4096;
+  const int n = Open(flagged, O_RDWR);  // generation 0: the flagged file
+  std::atomic<uint64_t> gen{0};          // 4 * k + 0: flagged, 4 * k + 2: plain, odd: changing
+  std::atomic<bool> stop{false};
+  std::atomic<long> checked{0}, bad{0}, reads{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&, t] {
+      uint64_t x = 88172645463325252ull + t;
+      char buf[4096];
+      while (!stop.load()) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        const size_t off = x % span, len = 1 + (x >> 40) % sizeof buf;
+        const uint64_t g1 = gen.load();
+        const ssize_t r = pread(n, buf, len, off);
+        const uint64_t g2 = gen.load();
+        reads++;
+        if (g1 != g2 || (g1 & 1) || r < 0) continue;
+        checked++;
+        const std::vector<char>& w = want[(g1 / 2) & 1];
+        if (r != static_cast<ssize_t>(len) || std::memcmp(buf, w.data() + off, len) != 0) bad++;
+      }
+    });
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  int swaps = 0;
+  for (; std::chrono::steady_clock::now() < until; ++swaps) {
+    const bool to_plain = (gen.load() / 2) % 2 == 0;
+    gen++;  // odd: changing hands
+    const int src = Open(to_plain ? plain : flagged, O_RDWR);
+    switch (swaps % 3) {
+      case 0:
+        if (dup2(src, n) != n) std::perror("dup2");
+        break;
+      case 1:
+        if (dup3(src, n, O_CLOEXEC) != n) std::perror("dup3");
+        break;
+      default:  // the number is free for a moment: readers get EBADF (not checked). (Not
+                // dup(): a racing examination may hold the lowest free number for a moment.)
+        close(n);
+        if (dup2(src, n) != n) std::perror("dup2 after close");
+    }
+    close(src);
+    gen++;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  stop = true;
+  for (auto& t : readers) t.join();
+  close(n);
+  std::printf("swap: %s, %s\n", swaps > 100 ? "many swaps" : "few swaps",
+              checked.load() > 1000 ? "many checked reads" : "few checked reads");
+  std::printf("swap: %ld bad reads\n", bad.load());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -319,6 +394,7 @@ int main(int argc, char** argv) {
   if (c == "reuse" && argc > 3) return Reuse(argv[2], argv[3]);
   if (c == "serve") return Serve(argv[2]);
   if (c == "stamp") return Stamp(argv[2], argc > 3 ? std::atoi(argv[3]) : 100);
+  if (c == "swap" && argc > 3) return Swap(argv[2], argv[3]);
   std::fprintf(stderr, "usage: see the header of io_cases.cc\n");
   return 64;
 }

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -314,6 +316,71 @@ TEST_F(UserspaceIoTest, TheLeaseLastsAsLongAsTheDescriptor) {
   EXPECT_EQ(shim.Ask("close"), "0");
   Run("setfattr -n user.pmemfs.immutable_extents -v 0 b");
   EXPECT_EQ(shim.Finish(), 0);
+}
+
+// A descriptor number that another thread points at another file (dup2, dup3, close and
+// dup) serves that file from then on: the shim forgets what it knew about the number.
+TEST_F(UserspaceIoTest, DescriptorNumbersChangingFilesUnderReadingThreads) {
+  std::mt19937_64 rng = SeededRng();
+  Twins(1 << 20, rng);
+  Run("head -c 1M /dev/urandom > p");
+  std::string out = Run(kShim + Bin("io_cases") + " swap b p");
+  EXPECT_NE(out.find("swap: many swaps, many checked reads"), std::string::npos) << out;
+  EXPECT_NE(out.find("swap: 0 bad reads"), std::string::npos) << out;
+  out = Run(Bin("io_cases") + " swap a p");
+  EXPECT_NE(out.find("swap: 0 bad reads"), std::string::npos) << "without the shim: " << out;
+}
+
+// mtime and ctime follow writes made in userspace: at the first write, then at most once a
+// second while writing, and at fsync and close (PMEMFS_IOC_TOUCH).
+TEST_F(UserspaceIoTest, TimestampsFollowWritesInUserspace) {
+  std::mt19937_64 rng = SeededRng();
+  Twins(1 << 20, rng);
+  auto mtime = [&] {
+    struct stat st {};
+    EXPECT_EQ(::stat(P("b").c_str(), &st), 0);
+    return st.st_mtim.tv_sec;
+  };
+  auto ctime = [&] {
+    struct stat st {};
+    EXPECT_EQ(::stat(P("b").c_str(), &st), 0);
+    return st.st_ctim.tv_sec;
+  };
+  const time_t kOld = 946684800;  // 2000-01-01
+  auto set_old = [&] {  // through the mount, as touch -m -d would
+    const timespec times[2] = {{0, UTIME_OMIT}, {kOld, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, P("b").c_str(), times, 0), 0);
+  };
+  CoProcess shim(kShim + Bin("io_cases") + " serve " + P("b"));
+  ASSERT_EQ(shim.Ask("direct"), "rw");
+  set_old();
+  const time_t start = ::time(nullptr);
+  ASSERT_EQ(shim.Ask("w 100 first"), "5");
+  EXPECT_GE(mtime(), start) << "the first write sets mtime";
+  EXPECT_GE(ctime(), start);
+  set_old();
+  ASSERT_EQ(shim.Ask("w 200 second"), "6");
+  EXPECT_EQ(mtime(), kOld) << "a write within a second of the last touch leaves it to later";
+  ASSERT_EQ(shim.Ask("fsync"), "0");
+  EXPECT_GE(mtime(), start) << "fsync brings mtime up to date";
+  set_old();
+  ::usleep(1100 * 1000);
+  ASSERT_EQ(shim.Ask("w 300 third"), "5");
+  EXPECT_GE(mtime(), start + 1) << "a write a second after the last touch sets mtime";
+  set_old();
+  ASSERT_EQ(shim.Ask("w 400 fourth"), "6");
+  EXPECT_EQ(mtime(), kOld);
+  ASSERT_EQ(shim.Ask("close"), "0");
+  EXPECT_GE(mtime(), start + 1) << "close brings mtime up to date";
+  EXPECT_EQ(shim.Finish(), 0);
+  // At most one touch a second (plus the first and the one at close) under a stream of
+  // writes: counted on the ioctl's number under strace.
+  const std::string trace = m_.dir() + "/touch-trace";
+  Run("strace -f -qq --seccomp-bpf -e trace=ioctl -o " + trace + " " + kShim + Bin("io_cases") + " stamp b 200000");
+  const std::string t = ReadFile(trace);
+  const size_t touches = Count(t, "0x52, 0x8)");
+  EXPECT_GE(touches, 2u) << t.substr(0, 2000);
+  EXPECT_LE(touches, 12u) << "200,000 writes must not touch each time";
 }
 
 // On a read-only mount the lease allows reading only: reads in userspace, and writes (and

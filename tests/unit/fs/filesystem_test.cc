@@ -337,6 +337,30 @@ TEST_F(FsTest, ImmutableExtentsPrepareAndRefuse) {
   ExpectClean(*region_);
 }
 
+// PMEMFS_IOC_TOUCH: what a write does to the inode, for bytes a client wrote in userspace.
+TEST_F(FsTest, TouchOfAFlaggedFileSetsTimesAndDropsSetId) {
+  uint64_t f = Create(kRootIno, "t");
+  Write(f, 0, std::string(8192, 'x'));
+  Ctx user{1000, 1000, 1, [](uint32_t, int) { return false; }};  // no CAP_FSETID
+  EXPECT_EQ(fs_->Touch(ctx_, f).code(), EINVAL) << "only files with immutable extents";
+  ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.pmemfs.immutable_extents", "1", 0).ok());
+  SetAttrIn a;
+  a.mask = kSetMode | kSetMtime;
+  a.mode = S_IFREG | 04755;
+  a.mtime = timespec{1000, 0};
+  ASSERT_TRUE(fs_->SetAttr(ctx_, f, a).ok());
+  ASSERT_TRUE(fs_->Touch(ctx_, f).ok());  // the owner with every capability: set-id stays
+  struct stat st = Stat(f);
+  EXPECT_GT(st.st_mtim.tv_sec, 1000);
+  EXPECT_EQ(st.st_ctim.tv_sec, st.st_mtim.tv_sec);
+  EXPECT_EQ(st.st_mode & 07777, 04755u);
+  ASSERT_TRUE(fs_->Touch(user, f).ok());
+  EXPECT_EQ(Stat(f).st_mode & 07777, 0755u) << "set-user-ID dropped, as a write by the user";
+  Remount();
+  EXPECT_GT(Stat(f).st_mtim.tv_sec, 1000) << "durable";
+  ExpectClean(*region_);
+}
+
 TEST_F(FsTest, CorruptInodeIsReportedNotTrusted) {
   uint64_t f = Create(kRootIno, "c");
   Create(kRootIno, "later");  // so that the journal's last transaction is not f's creation
