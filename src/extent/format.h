@@ -26,7 +26,8 @@ inline constexpr uint64_t kBlockSize = 4096;
 inline constexpr uint32_t kBlockShift = 12;
 inline constexpr uint64_t kMagic = 0x31305346'4D454D50ull;  // "PMEMFS01"
 inline constexpr uint16_t kMajor = 1;
-inline constexpr uint16_t kMinor = 2;  // 1: journal checksum XXH3-64; 2: multi-block xattr runs
+inline constexpr uint16_t kMinor = 3;  // 1: journal checksum XXH3-64; 2: multi-block xattr runs;
+                                       // 3: inode checksum leaves out times and orphan links
 // Feature masks: none defined yet. A mount refuses unknown incompat bits and mounts
 // read-only with unknown ro_compat bits.
 inline constexpr uint64_t kIncompatSupported = 0;
@@ -164,9 +165,12 @@ struct Inode {
   Extent inline_extents[kInlineExtents];
   uint64_t prev_orphan;
   uint8_t reserved[20];
-  uint32_t crc;           // crc32c of bytes [0, offsetof(crc))
+  uint32_t crc;           // crc32c of bytes [0, offsetof(crc)), mtime, ctime and the orphan
+                          // links counted as zero (extent/records.h)
 };
 static_assert(sizeof(Inode) == 256);
+static_assert(offsetof(Inode, mtime) == 64 && offsetof(Inode, ctime) == 80);
+static_assert(offsetof(Inode, next_orphan) == 144);
 static_assert(offsetof(Inode, size) == 32);
 static_assert(offsetof(Inode, atime) == 48);
 static_assert(offsetof(Inode, rdev) == 112);

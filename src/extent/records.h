@@ -8,8 +8,20 @@
 
 namespace pmemfs::extent {
 
-inline void SealInode(format::Inode& in) { in.crc = Crc32c(&in, offsetof(format::Inode, crc)); }
-inline bool InodeCrcOk(const format::Inode& in) { return in.crc == Crc32c(&in, offsetof(format::Inode, crc)); }
+// An inode's checksum covers all of it but the words that change without the rest (format
+// 1.3): mtime and ctime, which an in-place write stores with its data outside the journal,
+// and the orphan links, which the orphan list changes in other inodes' transactions. They
+// count as zero. A format 1.1/1.2 inode, sealed over everything, is accepted too.
+inline uint32_t InodeCrc(const format::Inode& in) {
+  format::Inode c = in;
+  c.mtime = c.ctime = format::Timespec{};
+  c.next_orphan = c.prev_orphan = 0;
+  return Crc32c(&c, offsetof(format::Inode, crc));
+}
+inline void SealInode(format::Inode& in) { in.crc = InodeCrc(in); }
+inline bool InodeCrcOk(const format::Inode& in) {
+  return in.crc == InodeCrc(in) || in.crc == Crc32c(&in, offsetof(format::Inode, crc));
+}
 inline uint64_t InodeOff(const format::Superblock& sb, uint64_t ino) {
   return sb.inode_table_off + ino * sizeof(format::Inode);
 }
