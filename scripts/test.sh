@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh
 ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 900 "$@"
 
+# Device-dax (issue 17), without the hardware: the mounted, immutable-extents and
+# direct-mapping suites (fio's mmap and libpmem engines under the shim included) again on
+# regions that follow a 2 MiB device-dax's rules (about 2 minutes here), then the strace audit
+# that no program touches a region other than through a mapping (about 10 s).
+PMEMFS_TEST_DEVDAX=2M ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure --timeout 900 -L mount "$@"
+./tests/audit/region_syscalls.sh "${BUILD_DIR:-build}"
+
 # Sanitizers: the fs-layer tests that feed damaged and crashed images to fsck and mount.
 # Leak checking is off: the crash tests drop mounted filesystems on purpose (a crash has no
 # clean unmount).

@@ -90,6 +90,13 @@ std::string FileSystem::error_state() const {
   return error_;
 }
 
+void FileSystem::Stop(const std::string& reason) {
+  std::lock_guard lk(error_mu_);
+  if (!error_.empty()) return;
+  error_ = reason;
+  spdlog::error("{}; filesystem is now read-only", reason);
+}
+
 Status FileSystem::Writable() const {
   if (read_only_) return Err(EROFS, "read-only");
   std::lock_guard lk(error_mu_);

@@ -109,6 +109,10 @@ class FileSystem {
   bool read_only() const { return read_only_; }
   // Set when a commit failed or corruption was found: the filesystem refuses changes.
   std::string error_state() const;
+  // Stops the filesystem after an error found outside a commit (a region fault: SIGBUS on
+  // the mapping, a reply the kernel could not copy from it): it turns read-only, as after a
+  // failed commit, and `reason` is logged once, with the first stop. Thread-safe.
+  void Stop(const std::string& reason);
 
   // ---- namespace ------------------------------------------------------------------------
   // Operations returning an Entry count one kernel reference (nlookup) on success.
@@ -179,11 +183,18 @@ class FileSystem {
   struct LeaseInfo {
     uint64_t file_size = 0;
     uint64_t align = 0;
+    bool writable = false;  // the lease allows writing (else read-only)
     std::vector<LeaseExtent> extents;
   };
-  // The file's map for a direct mapping. With `take`, counts a lease: until DropLease the
-  // map cannot change (clearing the flag answers EBUSY). EINVAL without immutable extents.
-  Result<LeaseInfo> Lease(uint64_t ino, bool take);
+  // The file's map for a direct mapping by the caller of `ctx`, whose descriptor allows
+  // writing when `want_write`. With `take`, counts a lease: until DropLease the map cannot
+  // change (clearing the flag answers EBUSY). EINVAL without immutable extents; EACCES when
+  // the caller could not open the region for reading itself (RegionAccess). The lease is
+  // writable only when `want_write`, the filesystem is writable and the caller could open
+  // the region for writing.
+  Result<LeaseInfo> Lease(const Ctx& ctx, uint64_t ino, bool take, bool want_write);
+  // The same for a privileged caller with a read-write descriptor (tests, tools).
+  Result<LeaseInfo> Lease(uint64_t ino, bool take) { return Lease(Ctx{}, ino, take, true); }
   void DropLease(uint64_t ino);
   bool HasImmutableExtents(uint64_t ino);
 

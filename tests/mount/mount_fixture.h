@@ -10,8 +10,10 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +33,31 @@
 namespace pmemfs::testing {
 
 inline std::string Bin(const std::string& name) { return std::string(PMEMFS_BIN_DIR) + "/" + name; }
+
+// The device-dax emulation (PMEMFS_TEST_DEVDAX=ALIGN, src/common/devdax.h) the tests run
+// under: its alignment in bytes, or 0. Region files are then made by the test (as ndctl
+// makes a namespace) and formatted without --size, which a device-dax refuses.
+inline uint64_t EmulatedDevdaxAlign() {
+  const char* env = std::getenv("PMEMFS_TEST_DEVDAX");
+  if (env == nullptr || *env == '\0') return 0;
+  char* end = nullptr;
+  uint64_t n = std::strtoull(env, &end, 10);
+  switch (*end) {
+    case 'K': case 'k': return n << 10;
+    case 'M': case 'm': return n << 20;
+    case 'G': case 'g': return n << 30;
+    default: return n;
+  }
+}
+// The region's mapping alignment as getfattr shows it: "4K" for a file, "2M" under
+// PMEMFS_TEST_DEVDAX=2M; `at_least` (bytes) raises it, as the daemon raises an alignment
+// below the region's.
+inline std::string AlignName(uint64_t at_least = 4096) {
+  uint64_t a = std::max<uint64_t>({EmulatedDevdaxAlign(), 4096, at_least});
+  if (a % (1ull << 30) == 0) return std::to_string(a >> 30) + "G";
+  if (a % (1ull << 20) == 0) return std::to_string(a >> 20) + "M";
+  return std::to_string(a >> 10) + "K";
+}
 
 struct CommandResult {
   int status = -1;  // exit code, or 128+signal
@@ -92,8 +119,14 @@ class PmemfsMount {
   bool mounted() const { return pid_ > 0; }
   bool ever_mounted() const { return ever_mounted_; }
 
-  // mkfs.pmemfs --size on the region file; extra arguments are appended.
+  // mkfs.pmemfs --size on the region file; extra arguments are appended. Under the
+  // device-dax emulation the test makes the file (a device-dax has a fixed size) and mkfs
+  // formats it as it is.
   CommandResult Mkfs(const std::string& extra = "") const {
+    if (EmulatedDevdaxAlign() != 0) {
+      return Sh("truncate -s " + std::to_string(region_bytes_) + " " + region_ + " && " + Bin("mkfs.pmemfs") +
+                " -f " + extra + " " + region_);
+    }
     return Sh(Bin("mkfs.pmemfs") + " -f --size " + std::to_string(region_bytes_) + " " + extra +
                " " + region_);
   }
@@ -215,6 +248,39 @@ class MountTest : public ::testing::Test {
   PmemfsMount m_;
   bool fsck_on_teardown_ = true;
 };
+
+// Under the device-dax emulation every flagged file must be mappable there: for each file
+// below `mnt` with user.pmemfs.immutable_extents set, expects the flag's alignment to be
+// at least the region's and every region offset in user.pmemfs.extents to be a multiple of
+// it. Returns the number of flagged files seen.
+inline int ExpectFlaggedExtentsAligned(const std::string& mnt) {
+  const uint64_t align = std::max<uint64_t>(EmulatedDevdaxAlign(), 4096);
+  int flagged = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(mnt, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+    const std::string path = it->path().string();
+    char flag[32];
+    ssize_t n = ::getxattr(path.c_str(), "user.pmemfs.immutable_extents", flag, sizeof flag);
+    if (n <= 0 || std::string(flag, n) == "0") continue;
+    ++flagged;
+    const std::string value(flag, n);
+    uint64_t shift = value.back() == 'G' ? 30 : value.back() == 'M' ? 20 : value.back() == 'K' ? 10 : 0;
+    EXPECT_GE(std::strtoull(value.c_str(), nullptr, 10) << shift, align) << path << ": alignment " << value;
+    std::vector<char> buf(1 << 20);
+    ssize_t len = ::getxattr(path.c_str(), "user.pmemfs.extents", buf.data(), buf.size());
+    EXPECT_GE(len, 0) << path;
+    std::istringstream lines(std::string(buf.data(), std::max<ssize_t>(len, 0)));
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream ls(line);
+      uint64_t logical = 0, region = 1;
+      ls >> logical >> region;
+      EXPECT_EQ(region % align, 0u) << path << ": extent '" << line << "' not at a multiple of " << align;
+    }
+  }
+  return flagged;
+}
 
 // Expects `call` to fail with `err`.
 #define EXPECT_ERRNO(err, call)                                         \
