@@ -249,9 +249,9 @@ class FileSystem {
   // Frees an unlinked inode whose last reference went. Takes its node exclusively itself.
   void MaybeFree(uint64_t ino);
   Status FreeInodeLocked(Node& n);  // REQUIRES n.mu exclusive
-  // Whether `ancestor` is `dir` or above it. REQUIRES rename_mu_ (ancestry stays still);
-  // locks each directory on the way, one at a time.
-  Result<bool> IsAncestor(uint64_t ancestor, uint64_t dir);
+  // `dir` and every directory above it up to the root. REQUIRES rename_mu_ (ancestry stays
+  // still) and no node lock held: locks each directory on the way, one at a time.
+  Result<std::vector<uint64_t>> Ancestry(uint64_t dir);
 
   // Data helpers (file_io.cc). REQUIRES n.mu exclusive.
   Status TruncateBlocksLocked(Node& n, uint64_t from_lblk);  // batched transactions
