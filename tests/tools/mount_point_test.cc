@@ -42,6 +42,7 @@ TEST_F(MountPointTest, AMountIsNotStackedOnSilently) {
   // Opt-in stacking works, and unmounting it uncovers the first.
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     std::string bin = Bin("pmemfs");
     ::execl(bin.c_str(), bin.c_str(), other.region().c_str(), m_.mnt().c_str(), "-f", "-o", "overmount", nullptr);
     ::_exit(127);
