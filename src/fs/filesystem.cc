@@ -4,6 +4,7 @@
 
 #include <linux/capability.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "extent/records.h"
@@ -99,11 +100,14 @@ Status FileSystem::Writable() const {
   return Ok();
 }
 
-void FileSystem::ReportDamage(uint64_t ino, const std::string& what) const {
+bool FileSystem::LogDamageOnce(uint64_t ino, int kind) const {
   std::lock_guard lk(error_mu_);
-  // Once per inode: a damaged structure is met by every request that touches it.
-  if (damage_logged_.size() < 100000 && damage_logged_.insert(ino).second)
-    spdlog::error("inode {}: {} (run fsck.pmemfs)", ino, what);
+  // A damaged structure is met by every request that touches it: one line is enough.
+  return damage_logged_.size() < 100000 && damage_logged_.insert(ino * 4 + kind).second;
+}
+
+void FileSystem::ReportDamage(uint64_t ino, const std::string& what) const {
+  if (LogDamageOnce(ino, 2)) spdlog::error("inode {}: {} (run fsck.pmemfs)", ino, what);
 }
 
 Status FileSystem::Commit(Tx& tx) {
@@ -190,9 +194,74 @@ Result<extent::ExtentMap*> FileSystem::Extents(uint64_t ino, const Inode& in) {
       ReportDamage(ino, "extent map: " + m.error().Message());
       return Error(m.error());
     }
+    PMEMFS_TRY(ClaimBlocksLocked(ino, in, *m));
     s.extents.emplace(std::move(m).value());
   }
   return &*s.extents;
+}
+
+void FileSystem::ForEachOwnedRun(const Inode& in, const extent::ExtentMap& map,
+                                 const std::function<void(uint64_t, uint64_t)>& fn) const {
+  for (const auto& [lblk, entry] : map.entries()) fn(entry.e.pblk, entry.e.len);
+  uint64_t hops = 0;  // the chain was validated when the map was loaded; bounded anyway
+  for (uint64_t blk = in.extent_block; blk && extent::BlockRefOk(sb_, blk) && hops++ < sb_.total_blocks;
+       blk = region_->At<format::ExtentBlock>(blk)->next)
+    fn(blk / kBlockSize, 1);
+  if (in.xattr_block) {
+    const uint32_t n = region_->At<format::XattrBlockHeader>(in.xattr_block)->nblocks;  // 0: one block
+    fn(in.xattr_block / kBlockSize, std::clamp<uint32_t>(n, 1, format::kMaxXattrBlocks));
+  }
+}
+
+Status FileSystem::ClaimBlocksLocked(uint64_t ino, const Inode& in, const extent::ExtentMap& map) {
+  // Whether `other` (an inode whose map is loaded) still owns a block of [start, end).
+  auto still_owns = [&](uint64_t other, uint64_t start, uint64_t end) {
+    auto it = states_.find(other);
+    if (it == states_.end() || !it->second->extents) return false;
+    bool owns = false;
+    const Inode* oin = region_->At<Inode>(extent::InodeOff(sb_, other));
+    ForEachOwnedRun(*oin, *it->second->extents, [&](uint64_t s, uint64_t n) { owns |= s < end && start < s + n; });
+    return owns;
+  };
+  Status bad;
+  ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) {
+    if (!bad.ok()) return;
+    if (!alloc_.InUse(extent::Run{start, len})) {
+      if (LogDamageOnce(ino, 1))
+        spdlog::error("inode {}: extent map names region blocks {}..{}, marked free (run fsck.pmemfs)", ino, start,
+                      start + len - 1);
+      bad = Err(EUCLEAN, "extent map names free blocks");
+      return;
+    }
+    auto it = owned_.upper_bound(start);
+    if (it != owned_.begin() && std::prev(it)->second.first > start) --it;
+    while (it != owned_.end() && it->first < start + len) {
+      auto [end, other] = it->second;
+      if (other == ino || !still_owns(other, it->first, end)) {
+        it = owned_.erase(it);  // stale: that inode no longer maps it
+        continue;
+      }
+      if (LogDamageOnce(ino, 1))
+        spdlog::error("inode {}: extent map names region blocks {}..{}, owned by inode {} (run fsck.pmemfs)", ino,
+                      start, start + len - 1, other);
+      bad = Err(EUCLEAN, "extent map overlaps another inode's blocks");
+      return;
+    }
+  });
+  if (!bad.ok()) return bad;
+  ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) { owned_[start] = {start + len, ino}; });
+  if (owned_.size() > owned_rebuild_at_) {
+    // Entries go stale as maps change: start again from the maps loaded now.
+    owned_.clear();
+    for (const auto& [other, st] : states_) {
+      if (!st->extents) continue;
+      const Inode* oin = region_->At<Inode>(extent::InodeOff(sb_, other));
+      ForEachOwnedRun(*oin, *st->extents, [&](uint64_t s, uint64_t n) { owned_[s] = {s + n, other}; });
+    }
+    ForEachOwnedRun(in, map, [&](uint64_t s, uint64_t n) { owned_[s] = {s + n, ino}; });
+    owned_rebuild_at_ = std::max<size_t>(4096, owned_.size() * 2);
+  }
+  return Ok();
 }
 
 Result<DirIndex*> FileSystem::Dir(uint64_t ino, const Inode& in) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -211,7 +212,15 @@ class FileSystem {
   struct stat ToStat(uint64_t ino, const format::Inode& in) const;
   Entry MakeEntryLocked(uint64_t ino, const format::Inode& in);       // counts a reference
   InodeState& StateLocked(uint64_t ino);                              // REQUIRES cache_mu_
+  // Loads (once) and returns the inode's extent map. EUCLEAN when it is damaged, or when it
+  // claims blocks the daemon knows to be owned otherwise (ClaimBlocksLocked).
   Result<extent::ExtentMap*> Extents(uint64_t ino, const format::Inode& in);
+  // A map being loaded must own its blocks alone: every block it names (extents, extent
+  // blocks, xattr block) is marked in use in the block bitmap and in no run of owned_ that
+  // another inode still owns. Records its runs in owned_. REQUIRES cache_mu_.
+  Status ClaimBlocksLocked(uint64_t ino, const format::Inode& in, const extent::ExtentMap& map);
+  void ForEachOwnedRun(const format::Inode& in, const extent::ExtentMap& map,
+                       const std::function<void(uint64_t start, uint64_t len)>& fn) const;
   Result<DirIndex*> Dir(uint64_t ino, const format::Inode& in);
   void DropCaches(extent::Tx& tx, uint64_t ino);  // on abort: the DRAM views reload
 
@@ -293,10 +302,21 @@ class FileSystem {
   mutable std::shared_mutex mu_;
   std::mutex cache_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<InodeState>> states_;  // GUARDED_BY(cache_mu_)
+  // Block runs owned by the maps loaded so far: start -> (end, inode). Added when a map is
+  // loaded; an entry whose inode no longer maps it is dropped when met; rebuilt from the
+  // loaded maps whenever it has doubled. A guard against crafted images, not a proof:
+  // blocks a loaded map allocates later are not in it until the next rebuild (fsck is the
+  // full check). GUARDED_BY(cache_mu_)
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> owned_;
+  size_t owned_rebuild_at_ = 4096;  // GUARDED_BY(cache_mu_)
   mutable std::mutex error_mu_;
   std::string error_;                  // sticky; GUARDED_BY(error_mu_)
   std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
-  mutable std::unordered_set<uint64_t> damage_logged_;     // GUARDED_BY(error_mu_)
+  // Damage logged once per inode and kind (0: a directory entry naming no usable inode,
+  // 1: an extent map overlapping blocks owned elsewhere, 2: anything ReportDamage says).
+  // True the first time.
+  bool LogDamageOnce(uint64_t ino, int kind) const;
+  mutable std::unordered_set<uint64_t> damage_logged_;  // ino * 4 + kind; GUARDED_BY(error_mu_)
   std::function<void(uint64_t)> attr_changed_;
 };
 

@@ -409,9 +409,19 @@ Status FileSystem::ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEm
   }
   DirEntryView v;
   for (uint64_t slot = cookie - 2; d->NextFrom(slot, &v); slot = v.slotno + 1) {
+    // An entry naming no usable inode (damage fsck repairs) is skipped, so that the rest of
+    // the directory can still be listed; logged once per directory.
+    Result<Inode> in = plus || v.ino == 0 || v.ino >= sb_.inode_count || !ibitmap_.InUse(v.ino)
+                           ? LoadInode(v.ino)
+                           : Result<Inode>(Inode{});
+    if (!in.ok()) {
+      if (LogDamageOnce(ino, 0))
+        spdlog::error("directory {}: entry '{}' names inode {}: {}; skipped (run fsck.pmemfs)", ino, v.name, v.ino,
+                      in.error().Message());
+      continue;
+    }
     if (plus) {
-      PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(v.ino));
-      e = Entry{v.ino, in.generation, ToStat(v.ino, in)};
+      e = Entry{v.ino, in->generation, ToStat(v.ino, *in)};
     } else {
       e = Entry{v.ino, 0, {}};
       e.attr.st_ino = v.ino;

@@ -171,33 +171,12 @@ std::string Pmem2Region::Describe() const {
          " granularity, " + std::to_string(alignment_) + "-byte alignment)";
 }
 
-Status CreateRegionFile(const std::string& path, uint64_t size, bool sparse) {
-  // A device-dax has a fixed size and no ftruncate or fallocate: refuse before touching it,
-  // for a real device and under the emulation alike.
+Status CheckFileOpsAllowed(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) return Err(EINVAL, devdax::kFileOpRule);
   PMEMFS_ASSIGN_OR_RETURN(devdax::Rules rules, devdax::RulesFor(false, 4096));
   if (rules.devdax) return Err(EINVAL, devdax::kFileOpRule);
-
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  bool created = fd >= 0;
-  if (!created && errno == EEXIST) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Err(errno, "create region file");
-  Status s;
-  if (fstat(fd, &st) != 0) {
-    s = Err(errno, "stat region file");
-  } else if (!S_ISREG(st.st_mode)) {
-    s = Err(EINVAL, "--size applies to regular files only");
-  } else if (static_cast<uint64_t>(st.st_size) < size && ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    s = Err(errno, "size region file");
-  } else if (!sparse && fallocate(fd, 0, 0, static_cast<off_t>(std::max<uint64_t>(size, st.st_size))) != 0 &&
-             errno != EOPNOTSUPP) {
-    // A sparse region on a full filesystem would fail later, as SIGBUS on a store.
-    s = Err(errno, "allocate region file (--sparse creates it without allocating)");
-  }
-  ::close(fd);
-  if (!s.ok() && created) ::unlink(path.c_str());
-  return s;
+  return Ok();
 }
 
 }  // namespace pmemfs::pmem
