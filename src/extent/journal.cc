@@ -38,20 +38,24 @@ uint64_t Journal::transactions() const {
   return transactions_;
 }
 
-Result<bool> Journal::Recover() {
+Result<std::vector<Journal::PendingRecord>> Journal::Pending() {
   std::lock_guard lk(log_mu_);
+  return PendingLocked();
+}
+
+Result<std::vector<Journal::PendingRecord>> Journal::PendingLocked() {
+  std::vector<PendingRecord> out;
   JournalHeader h;
   std::memcpy(&h, region_.base() + off_, sizeof(h));
   if (h.magic != format::kJournalMagic || std::memcmp(h.uuid, uuid_, sizeof(uuid_)) != 0) {
-    return false;  // empty, or never written by this format
+    return out;  // empty, or never written by this format
   }
   seq_ = h.seq;
-  if (h.payload_len > capacity()) return false;  // torn or foreign: not a committed log
+  if (h.payload_len > capacity()) return out;  // torn or foreign: not a committed log
   const uint8_t* payload = region_.base() + off_ + sizeof(h);
-  if (LogChecksum(h, payload) != h.checksum) return false;  // torn: the transaction never committed
-  if (h.nrec == 0) return false;                   // a checkpoint: clean shutdown
-
-  // Validate every record before touching anything.
+  if (LogChecksum(h, payload) != h.checksum) return out;  // torn: the transaction never committed
+  if (h.nrec == 0) return out;                             // a checkpoint: clean shutdown
+  // Validate every record before anything is used.
   uint64_t pos = 0;
   for (uint32_t i = 0; i < h.nrec; ++i) {
     if (pos + sizeof(JournalRecord) > h.payload_len) return Err(EUCLEAN, "journal: record overruns log");
@@ -61,20 +65,25 @@ Result<bool> Journal::Recover() {
         r.off < format::kBlockSize || (r.off < off_ + size_ && r.off + r.len > off_)) {
       return Err(EUCLEAN, "journal: record outside metadata");
     }
+    const uint8_t* data = payload + pos + sizeof(r);
+    out.push_back({r.off, std::vector<uint8_t>(data, data + r.len)});
     pos += sizeof(r) + Padded(r.len);
   }
+  return out;
+}
+
+Result<bool> Journal::Recover() {
+  std::lock_guard lk(log_mu_);
+  PMEMFS_ASSIGN_OR_RETURN(std::vector<PendingRecord> records, PendingLocked());
+  if (records.empty()) return false;
   if (region_.read_only()) return Err(EROFS, "journal: replay needed on a read-only region");
-  pos = 0;
   live_.clear();
-  for (uint32_t i = 0; i < h.nrec; ++i) {
-    JournalRecord r;
-    std::memcpy(&r, payload + pos, sizeof(r));
-    region_.CopyFlush(r.off, payload + pos + sizeof(r), r.len);
-    live_.emplace_back(r.off, r.len);
-    pos += sizeof(r) + Padded(r.len);
+  for (const PendingRecord& r : records) {
+    region_.CopyFlush(r.off, r.bytes.data(), r.bytes.size());
+    live_.emplace_back(r.off, r.bytes.size());  // the log stays valid: it is live
   }
   region_.Drain();  // replayed state durable before the daemon changes anything
-  spdlog::info("journal: replayed transaction {} ({} records)", h.seq, h.nrec);
+  spdlog::info("journal: replayed transaction {} ({} records)", seq_, records.size());
   return true;
 }
 
@@ -114,6 +123,10 @@ Status Journal::Commit(Tx& tx) {
   if (region_.read_only()) return Err(EROFS, "journal: read-only");
   if (tx.log_bytes() > capacity()) return Err(EFBIG, "journal: transaction larger than the log");
 
+  // The data this thread stored for the transaction (blocks it fills before they become
+  // reachable) must be durable before the log: a group's fences are issued by its leader,
+  // which drains only its own thread's flushes when cache lines are flushed per CPU.
+  if (!region_.DrainCoversAllThreads()) region_.Drain();
   Waiter w{&tx, Ok()};
   std::unique_lock lk(mu_);
   queue_.push_back(&w);

@@ -144,15 +144,17 @@ Result<bool> FileSystem::OverwriteInPlaceLocked(Node& n, Inode& in, uint64_t off
     region_->CopyFlush(e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), src + (pos - off), m);
     pos += m;
   }
-  // mtime and ctime are stored in place too (the inode's checksum leaves them out). A
-  // replay of the live log must not put older ones back: when it holds this inode's
-  // times, it is emptied first.
-  const uint64_t times = extent::InodeOff(sb_, n.ino) + offsetof(Inode, mtime);
-  static_assert(offsetof(Inode, ctime) == offsetof(Inode, mtime) + sizeof(format::Timespec));
-  journal_.ForgetLoggedRange(times, 2 * sizeof(format::Timespec));
-  in.mtime = in.ctime = Now();
-  const format::Timespec both[2] = {in.mtime, in.ctime};
-  region_->CopyFlush(times, both, sizeof(both));
+  // mtime and ctime: one word stored in place too (format.h, data_time_ns), which the
+  // inode's checksum leaves out. A replay of the live log must not put an older one back:
+  // when the log holds this inode's word, it is emptied first.
+  const uint64_t word = extent::InodeOff(sb_, n.ino) + offsetof(Inode, data_time_ns);
+  journal_.ForgetLoggedRange(word, sizeof(uint64_t));
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  const uint64_t ns = static_cast<uint64_t>(now.tv_sec) * 1000000000 + static_cast<uint64_t>(now.tv_nsec);
+  __atomic_store_n(region_->At<uint64_t>(word), ns, __ATOMIC_RELAXED);  // one 8-byte store: never torn
+  region_->Flush(word, sizeof(ns));
+  in.mtime = in.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
   region_->Drain();  // the data and the times durable before the reply
   return true;
 }

@@ -4,6 +4,7 @@
 
 #include <linux/capability.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "extent/records.h"
@@ -104,11 +105,14 @@ Status FileSystem::Writable() const {
   return Ok();
 }
 
-void FileSystem::ReportDamage(uint64_t ino, const std::string& what) const {
+bool FileSystem::LogDamageOnce(uint64_t ino, int kind) const {
   std::lock_guard lk(error_mu_);
-  // Once per inode: a damaged structure is met by every request that touches it.
-  if (damage_logged_.size() < 100000 && damage_logged_.insert(ino).second)
-    spdlog::error("inode {}: {} (run fsck.pmemfs)", ino, what);
+  // A damaged structure is met by every request that touches it: one line is enough.
+  return damage_logged_.size() < 100000 && damage_logged_.insert(ino * 4 + kind).second;
+}
+
+void FileSystem::ReportDamage(uint64_t ino, const std::string& what) const {
+  if (LogDamageOnce(ino, 2)) spdlog::error("inode {}: {} (run fsck.pmemfs)", ino, what);
 }
 
 Status FileSystem::Commit(Tx& tx) {
@@ -154,6 +158,7 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
     ReportDamage(ino, "checksum mismatch");
     return Err(EUCLEAN, "inode checksum mismatch");
   }
+  extent::FoldDataTime(in);
   uint32_t type = in.mode & S_IFMT;
   if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && type != S_IFIFO && type != S_IFSOCK &&
       type != S_IFCHR && type != S_IFBLK)
@@ -166,7 +171,11 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
   return in;
 }
 
-Inode FileSystem::TxInode(Tx& tx, uint64_t ino) const { return tx.Get<Inode>(extent::InodeOff(sb_, ino)); }
+Inode FileSystem::TxInode(Tx& tx, uint64_t ino) const {
+  Inode in = tx.Get<Inode>(extent::InodeOff(sb_, ino));
+  extent::FoldDataTime(in);
+  return in;
+}
 
 void FileSystem::PutInode(Tx& tx, uint64_t ino, Inode& in) {
   extent::SealInode(in);
@@ -178,6 +187,13 @@ void FileSystem::PutInode(Tx& tx, uint64_t ino, Inode& in) {
   tx.Write(off, b, kNext);
   tx.Write(off + kNext + 8, b + kNext + 8, kPrev - kNext - 8);
   tx.Write(off + kPrev + 8, b + kPrev + 8, sizeof(Inode) - kPrev - 8);
+}
+
+void FileSystem::PutNewInode(Tx& tx, uint64_t ino, Inode& in) {
+  PutInode(tx, ino, in);
+  // The links too: whatever a free slot held there (it is on no list) must not survive.
+  // No orphan_mu_ needed: no list operation touches a free slot.
+  StageOrphanLinks(tx, ino, 0, 0);
 }
 
 void FileSystem::StageOrphanLinks(Tx& tx, uint64_t ino, uint64_t next, uint64_t prev) {
@@ -221,9 +237,98 @@ Result<extent::ExtentMap*> FileSystem::Extents(Node& n, const Inode& in) {
       ReportDamage(n.ino, "extent map: " + m.error().Message());
       return Error(m.error());
     }
+    PMEMFS_TRY(ClaimBlocks(n.ino, in, *m));
     n.extents.emplace(std::move(m).value());
   }
   return &*n.extents;
+}
+
+void FileSystem::ForEachOwnedRun(const Inode& in, const extent::ExtentMap& map,
+                                 const std::function<void(uint64_t, uint64_t)>& fn) const {
+  for (const auto& [lblk, entry] : map.entries()) fn(entry.e.pblk, entry.e.len);
+  uint64_t hops = 0;  // the chain was validated when the map was loaded; bounded anyway
+  for (uint64_t blk = in.extent_block; blk && extent::BlockRefOk(sb_, blk) && hops++ < sb_.total_blocks;
+       blk = region_->At<format::ExtentBlock>(blk)->next)
+    fn(blk / kBlockSize, 1);
+  if (in.xattr_block) {
+    const uint32_t nb = region_->At<format::XattrBlockHeader>(in.xattr_block)->nblocks;  // 0: one block
+    fn(in.xattr_block / kBlockSize, std::clamp<uint32_t>(nb, 1, format::kMaxXattrBlocks));
+  }
+}
+
+Status FileSystem::ClaimBlocks(uint64_t ino, const Inode& in, const extent::ExtentMap& map) {
+  // Whether `other`, an inode whose map is loaded, still owns a block of [start, end).
+  // Asked without waiting (its node may be locked by a thread that waits for ours): a
+  // busy owner counts as not owning, which only weakens the guard for that moment.
+  auto still_owns = [&](uint64_t other, uint64_t start, uint64_t end) {
+    NodeRef on;
+    {
+      std::lock_guard tl(table_mu_);
+      auto it = nodes_.find(other);
+      if (it == nodes_.end()) return false;
+      on = it->second;
+    }
+    std::shared_lock ol(on->mu, std::try_to_lock);
+    if (!ol.owns_lock()) return false;
+    std::unique_lock ll(on->load_mu, std::try_to_lock);
+    if (!ll.owns_lock() || !on->extents) return false;
+    Inode oin;
+    std::memcpy(&oin, region_->base() + extent::InodeOff(sb_, other), sizeof(oin));
+    bool owns = false;
+    ForEachOwnedRun(oin, *on->extents, [&](uint64_t s, uint64_t len) { owns |= s < end && start < s + len; });
+    return owns;
+  };
+  std::lock_guard lk(owned_mu_);
+  Status bad;
+  ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) {
+    if (!bad.ok()) return;
+    if (!alloc_.InUse(extent::Run{start, len})) {
+      if (LogDamageOnce(ino, 1))
+        spdlog::error("inode {}: extent map names region blocks {}..{}, marked free (run fsck.pmemfs)", ino, start,
+                      start + len - 1);
+      bad = Err(EUCLEAN, "extent map names free blocks");
+      return;
+    }
+    auto it = owned_.upper_bound(start);
+    if (it != owned_.begin() && std::prev(it)->second.first > start) --it;
+    while (it != owned_.end() && it->first < start + len) {
+      auto [end, other] = it->second;
+      if (other == ino || !still_owns(other, it->first, end)) {
+        it = owned_.erase(it);  // stale: that inode no longer maps it
+        continue;
+      }
+      if (LogDamageOnce(ino, 1))
+        spdlog::error("inode {}: extent map names region blocks {}..{}, owned by inode {} (run fsck.pmemfs)", ino,
+                      start, start + len - 1, other);
+      bad = Err(EUCLEAN, "extent map overlaps another inode's blocks");
+      return;
+    }
+  });
+  if (!bad.ok()) return bad;
+  ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) { owned_[start] = {start + len, ino}; });
+  if (owned_.size() > owned_rebuild_at_) {
+    // Entries go stale as maps change: start again from the maps loaded now (those whose
+    // node is free to be read this instant).
+    std::vector<NodeRef> loaded;
+    {
+      std::lock_guard tl(table_mu_);
+      for (const auto& [other, node] : nodes_)
+        if (other != ino) loaded.push_back(node);
+    }
+    owned_.clear();
+    for (const NodeRef& on : loaded) {
+      std::shared_lock ol(on->mu, std::try_to_lock);
+      if (!ol.owns_lock()) continue;
+      std::unique_lock ll(on->load_mu, std::try_to_lock);
+      if (!ll.owns_lock() || !on->extents) continue;
+      Inode oin;
+      std::memcpy(&oin, region_->base() + extent::InodeOff(sb_, on->ino), sizeof(oin));
+      ForEachOwnedRun(oin, *on->extents, [&](uint64_t s, uint64_t len) { owned_[s] = {s + len, on->ino}; });
+    }
+    ForEachOwnedRun(in, map, [&](uint64_t s, uint64_t len) { owned_[s] = {s + len, ino}; });
+    owned_rebuild_at_ = std::max<size_t>(4096, owned_.size() * 2);
+  }
+  return Ok();
 }
 
 Result<DirIndex*> FileSystem::Dir(Node& n, const Inode& in) {

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -223,12 +224,22 @@ class FileSystem {
   // Seals and stages `in`, all but its orphan links (the orphan list's: StageOrphanLinks).
   void PutInode(extent::Tx& tx, uint64_t ino, format::Inode& in);
   void StageOrphanLinks(extent::Tx& tx, uint64_t ino, uint64_t next, uint64_t prev);  // REQUIRES orphan_mu_
+  // PutInode for an inode taking a free slot: its orphan links are cleared too.
+  void PutNewInode(extent::Tx& tx, uint64_t ino, format::Inode& in);
   struct stat ToStat(uint64_t ino, const format::Inode& in) const;
   Entry MakeEntry(Node& n, const format::Inode& in);                  // counts a kernel reference
-  // The node's indexes, loaded on first use. REQUIRES n.mu (shared suffices).
+  // The node's indexes, loaded on first use. REQUIRES n.mu (shared suffices). Extents is
+  // EUCLEAN when the map is damaged, or claims blocks the daemon knows to be owned
+  // otherwise (ClaimBlocks).
   Result<extent::ExtentMap*> Extents(Node& n, const format::Inode& in);
   Result<DirIndex*> Dir(Node& n, const format::Inode& in);
   void DropCaches(extent::Tx& tx, Node& n);  // on abort the indexes reload. REQUIRES n.mu exclusive
+  // A map being loaded must own its blocks alone: every block it names (extents, extent
+  // blocks, xattr run) is marked in use in the block bitmap and in no run of owned_ that
+  // another inode still owns. Records its runs in owned_. REQUIRES n.mu and n.load_mu.
+  Status ClaimBlocks(uint64_t ino, const format::Inode& in, const extent::ExtentMap& map);
+  void ForEachOwnedRun(const format::Inode& in, const extent::ExtentMap& map,
+                       const std::function<void(uint64_t start, uint64_t len)>& fn) const;
 
   // Logs damage found in inode `ino`'s structures, once per inode.
   void ReportDamage(uint64_t ino, const std::string& what) const;
@@ -315,10 +326,23 @@ class FileSystem {
   std::mutex orphan_mu_;
   std::mutex table_mu_;
   std::unordered_map<uint64_t, NodeRef> nodes_;  // GUARDED_BY(table_mu_)
+  // Block runs owned by the maps loaded so far: start -> (end, inode). Added when a map is
+  // loaded; an entry whose inode no longer maps it is dropped when met; rebuilt from the
+  // loaded maps whenever it has doubled. A guard against crafted images, not a proof:
+  // blocks a loaded map allocates later are not in it until the next rebuild, and an
+  // owner busy with a change at that moment is not asked (fsck is the full check).
+  // owned_mu_ is a leaf lock.
+  std::mutex owned_mu_;
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> owned_;  // GUARDED_BY(owned_mu_)
+  size_t owned_rebuild_at_ = 4096;                           // GUARDED_BY(owned_mu_)
   mutable std::mutex error_mu_;
   std::string error_;                  // sticky; GUARDED_BY(error_mu_)
   std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
-  mutable std::unordered_set<uint64_t> damage_logged_;     // GUARDED_BY(error_mu_)
+  // Damage logged once per inode and kind (0: a directory entry naming no usable inode,
+  // 1: an extent map overlapping blocks owned elsewhere, 2: anything ReportDamage says).
+  // True the first time.
+  bool LogDamageOnce(uint64_t ino, int kind) const;
+  mutable std::unordered_set<uint64_t> damage_logged_;  // ino * 4 + kind; GUARDED_BY(error_mu_)
   std::function<void(uint64_t)> attr_changed_;
 };
 

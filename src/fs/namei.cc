@@ -145,7 +145,7 @@ Result<Entry> FileSystem::CreateLocked(const Ctx& ctx, Node& pn, std::string_vie
     in.blocks = 1;
     in.size = target.size();
   }
-  PutInode(tx, ino, in);
+  PutNewInode(tx, ino, in);
   PMEMFS_TRY(AddEntryLocked(tx, pn, name, ino, mode));
   if (is_dir) {
     Inode p = TxInode(tx, parent);
@@ -443,7 +443,7 @@ Status FileSystem::Rename(uint64_t parent, std::string_view name, uint64_t newpa
     uint32_t g = TxInode(tx, wino).generation + 1;
     w.generation = g ? g : 1;
     w.atime = w.mtime = w.ctime = w.btime = now;
-    PutInode(tx, wino, w);
+    PutNewInode(tx, wino, w);
     pd->StageRetarget(tx, sslot, wino, ModeType(w.mode));
   } else {
     pd->StageRemove(tx, sslot);
@@ -479,14 +479,28 @@ Status FileSystem::ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEm
       cookie = 1;
     }
     if (cookie > 1) {
+      // An entry naming no usable inode (damage fsck repairs) is skipped, so that the rest
+      // of the directory can still be listed; logged once per directory.
+      auto skip = [&](const DirEntryView& v, const std::string& why) {
+        if (LogDamageOnce(ino, 0))
+          spdlog::error("directory {}: entry '{}' names inode {}: {}; skipped (run fsck.pmemfs)", ino, v.name, v.ino,
+                        why);
+      };
       DirEntryView v;
       for (uint64_t slot = cookie - 2; d->NextFrom(slot, &v); slot = v.slotno + 1) {
-        if (v.ino == ino) continue;  // damage: an entry naming its own directory
+        if (v.ino == ino || v.ino == 0 || v.ino >= sb_.inode_count || !ibitmap_.InUse(v.ino)) {
+          skip(v, v.ino == ino ? "its own directory" : "not an inode in use");
+          continue;
+        }
         if (plus) {
           NodeRef cn = GetNode(v.ino);
           std::shared_lock cl(cn->mu);
-          PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(v.ino));
-          e = Entry{v.ino, in.generation, ToStat(v.ino, in)};
+          auto in = LoadInode(v.ino);
+          if (!in.ok()) {
+            skip(v, in.error().Message());
+            continue;
+          }
+          e = Entry{v.ino, in->generation, ToStat(v.ino, *in)};
           if (!emit(v.name, e, v.slotno + 3)) break;
           std::lock_guard tl(table_mu_);
           cn->nlookup++;

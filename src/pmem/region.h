@@ -47,8 +47,10 @@ class Region {
 
   // Starts write-back of [off, off+len) toward the media; durable only after Drain().
   virtual void Flush(uint64_t off, uint64_t len) = 0;
-  // Fence: waits until every flushed range is durable.
+  // Fence: waits until every range this thread flushed is durable (CPU cache flushes are
+  // ordered per CPU), and every range any thread flushed when DrainCoversAllThreads().
   virtual void Drain() = 0;
+  virtual bool DrainCoversAllThreads() const { return true; }
   void Persist(uint64_t off, uint64_t len) {
     Flush(off, len);
     Drain();
