@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh
 
 RUN_DIR=$(mktemp -d /dev/shm/pmemfs-run.XXXXXX)
+chmod 0755 "$RUN_DIR"  # tests run commands as other users, who must reach their regions
 export PMEMFS_TEST_DIR=$RUN_DIR
 PEAK_FILE=$(mktemp /tmp/pmemfs-run-peak.XXXXXX)
 SAMPLER=

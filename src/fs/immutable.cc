@@ -276,8 +276,8 @@ namespace {
 // What the caller of `ctx` could get by opening the region itself (issue 14): a lease
 // promises nothing the region's permissions would not give, so a user who cannot map a file
 // cannot pin its flag, and a lease is writable only for one who could write the region.
-// The region's mode bits against the caller's fsuid, fsgid and supplementary groups
-// (ctx.InGroup); CAP_DAC_OVERRIDE gives both, CAP_DAC_READ_SEARCH reading, as the
+// The region's mode bits, and search permission on each directory of its path, against the
+// caller's fsuid, fsgid and supplementary groups (ctx.InGroup); CAP_DAC_OVERRIDE gives both, CAP_DAC_READ_SEARCH reading, as the
 // kernel's generic_permission decides (capabilities through ctx.Has, the one capability
 // check). POSIX ACLs on the region are not consulted: mode bits only (documented).
 // A region without a path (memory, tests) is open to privileged callers only.
@@ -287,11 +287,23 @@ struct RegionAccessBits {
 
 RegionAccessBits RegionAccess(const Ctx& ctx, const std::string& path) {
   RegionAccessBits a;
+  auto bits = [&](const struct stat& st) {
+    return ctx.uid == st.st_uid ? (st.st_mode >> 6) : ctx.InGroup(st.st_gid) ? (st.st_mode >> 3) : st.st_mode;
+  };
   struct stat st {};
-  if (!path.empty() && ::stat(path.c_str(), &st) == 0) {
-    mode_t bits = ctx.uid == st.st_uid ? (st.st_mode >> 6) : ctx.InGroup(st.st_gid) ? (st.st_mode >> 3) : st.st_mode;
-    a.read = bits & 4;
-    a.write = bits & 2;
+  if (!path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0) {
+    a.read = bits(st) & 4;
+    a.write = bits(st) & 2;
+    // Opening it also needs search permission on every directory on the way.
+    for (size_t slash = path.find('/', 1); slash != std::string::npos && (a.read || a.write);
+         slash = path.find('/', slash + 1)) {
+      struct stat dir {};
+      if (::stat(path.substr(0, slash).c_str(), &dir) != 0 ||
+          (!(bits(dir) & 1) && !ctx.Has(CAP_DAC_READ_SEARCH) && !ctx.Has(CAP_DAC_OVERRIDE)))
+        a.read = a.write = false;
+    }
+    if (::stat("/", &st) == 0 && !(bits(st) & 1) && !ctx.Has(CAP_DAC_READ_SEARCH) && !ctx.Has(CAP_DAC_OVERRIDE))
+      a.read = a.write = false;
   }
   if (!a.write && ctx.Has(CAP_DAC_OVERRIDE)) a.read = a.write = true;
   if (!a.read && ctx.Has(CAP_DAC_READ_SEARCH)) a.read = true;

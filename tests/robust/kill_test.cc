@@ -44,7 +44,9 @@ constexpr long kFuseSuperMagic = 0x65735546;  // statfs f_type of every FUSE mou
     return fd >= 0 && ::fstatfs(fd, &fs) == 0 && fs.f_type == kFuseSuperMagic;
   };
   int root = ::open(mnt.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (!on_fuse(root)) ::_exit(3);  // not the live mount: touch nothing
+  // Not the live mount: the daemon was killed before this child ran (a loaded machine);
+  // touch nothing and do nothing, as a child does when the mount dies under it.
+  if (!on_fuse(root)) ::_exit(0);
   const std::string sub = "c" + std::to_string(id);
   ::mkdirat(root, sub.c_str(), 0755);  // may exist from an earlier iteration
   int dir = ::openat(root, sub.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
