@@ -128,6 +128,25 @@ uint64_t BlockAllocator::free_blocks() const {
   return free_count_;
 }
 
+bool BlockAllocator::Taken(Run r) const {
+  std::lock_guard lk(mu_);
+  auto it = free_.upper_bound(r.start);
+  if (it != free_.begin() && std::prev(it)->first + std::prev(it)->second > r.start) return false;
+  return it == free_.end() || it->first >= r.end();
+}
+
+std::vector<Run> BlockAllocator::TakenRuns() const {
+  std::vector<Run> out;
+  std::lock_guard lk(mu_);
+  uint64_t pos = 0;
+  for (const auto& [start, len] : free_) {
+    if (start > pos) out.push_back({pos, start - pos});
+    pos = start + len;
+  }
+  if (pos < sb_.total_blocks) out.push_back({pos, sb_.total_blocks - pos});
+  return out;
+}
+
 bool BlockAllocator::InUse(Run r) const {
   const uint8_t* bm = region_.base() + sb_.block_bitmap_off;
   for (uint64_t b = r.start; b < r.end(); ++b)
@@ -155,6 +174,7 @@ void InodeBitmap::Load() {
   }
   free_ = nwords * 64 - used;
   cursor_ = 0;
+  committed_ = taken_;
 }
 
 Result<uint64_t> InodeBitmap::Allocate(Tx& tx) {
@@ -171,6 +191,10 @@ Result<uint64_t> InodeBitmap::Allocate(Tx& tx) {
     --free_;
     tx.SetBits(sb_.inode_bitmap_off + w * 8, 1ull << bit);
     tx.OnAbort([this, ino] { Release(ino); });
+    tx.OnCommit([this, ino] {
+      std::lock_guard l(mu_);
+      committed_[ino / 64] |= 1ull << (ino % 64);
+    });
     return ino;
   }
   return Err(ENOSPC, "inode table full");
@@ -185,12 +209,18 @@ void InodeBitmap::Release(uint64_t ino) {
 void InodeBitmap::StageFree(Tx& tx, uint64_t ino) {
   tx.ClearBits(sb_.inode_bitmap_off + (ino / 64) * 8, 1ull << (ino % 64));
   // Reusable once the freeing transaction has committed.
-  tx.OnCommit([this, ino] { Release(ino); });
+  tx.OnCommit([this, ino] {
+    {
+      std::lock_guard l(mu_);
+      committed_[ino / 64] &= ~(1ull << (ino % 64));
+    }
+    Release(ino);
+  });
 }
 
 bool InodeBitmap::InUse(uint64_t ino) const {
-  const uint8_t* bm = region_.base() + sb_.inode_bitmap_off;
-  return ino < sb_.inode_count && ((bm[ino / 8] >> (ino % 8)) & 1);
+  std::lock_guard lk(mu_);
+  return ino < sb_.inode_count && ((committed_[ino / 64] >> (ino % 64)) & 1);
 }
 
 uint64_t InodeBitmap::free_inodes() const {

@@ -46,8 +46,14 @@ class BlockAllocator {
 
   uint64_t free_blocks() const;
   uint64_t total_blocks() const { return sb_.total_blocks; }
-  // True when every block of `r` is marked in use in the bitmap (fsck, tests).
+  // True when every block of `r` is marked in use in the bitmap on media. REQUIRES no
+  // commit running (fsck, tests).
   bool InUse(Run r) const;
+  // True when no block of `r` is free in the DRAM map: in use, or taken by a transaction
+  // in flight. Thread-safe.
+  bool Taken(Run r) const;
+  // The runs not free in the DRAM map at this instant, in order.
+  std::vector<Run> TakenRuns() const;
 
  private:
   void StageBits(Tx& tx, Run r, bool set);
@@ -74,7 +80,9 @@ class InodeBitmap {
   Result<uint64_t> Allocate(Tx& tx);
   // Stages the slot free; it is reusable once `tx` commits.
   void StageFree(Tx& tx, uint64_t ino);
-  bool InUse(uint64_t ino) const;  // on media
+  // In use as of the last commit (a DRAM copy of the bitmap on media, so that readers need
+  // not read words a commit may be writing).
+  bool InUse(uint64_t ino) const;
   uint64_t free_inodes() const;
   uint64_t inode_count() const { return sb_.inode_count; }
 
@@ -84,7 +92,8 @@ class InodeBitmap {
   const pmem::Region& region_;
   format::Superblock sb_;
   mutable std::mutex mu_;
-  std::vector<uint64_t> taken_;  // in use on media or by a transaction in flight. GUARDED_BY(mu_)
+  std::vector<uint64_t> taken_;      // in use on media or by a transaction in flight. GUARDED_BY(mu_)
+  std::vector<uint64_t> committed_;  // in use on media. GUARDED_BY(mu_)
   uint64_t cursor_ = 0;          // word index. GUARDED_BY(mu_)
   uint64_t free_ = 0;            // GUARDED_BY(mu_)
 };

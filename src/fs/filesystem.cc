@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "extent/records.h"
@@ -28,8 +29,33 @@ FileSystem::FileSystem(std::unique_ptr<pmem::Region> owned, pmem::Region& region
       ibitmap_(*region_, sb_) {}
 
 FileSystem::~FileSystem() {
+  stop_prefault_ = true;
+  if (prefault_.joinable()) prefault_.join();
   // No request is in flight (the FUSE loop ended, or the caller is done with it).
   if (!read_only_ && Writable().ok()) (void)journal_.Checkpoint();
+}
+
+void FileSystem::StartPrefault() {
+  prefault_ = std::thread([this] {
+    const auto start = std::chrono::steady_clock::now();
+    constexpr uint64_t kChunk = 2ull << 20;  // a stop is noticed within one chunk
+    uint64_t bytes = 0;
+    // The fixed metadata (block 0 on) is in use too, so it comes first.
+    for (const extent::Run& r : alloc_.TakenRuns()) {
+      for (uint64_t off = format::BlockOff(r.start), end = format::BlockOff(r.end()); off < end; off += kChunk) {
+        if (stop_prefault_) return;
+        const uint64_t n = std::min(kChunk, end - off);
+        if (Status s = region_->Prefault(off, n); !s.ok()) {
+          spdlog::debug("prefault stopped at region offset {}: {}", off, s.error().Message());
+          return;
+        }
+        bytes += n;
+      }
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    spdlog::info("prefaulted {} MiB of the region mapping (metadata and blocks in use) in {} ms", bytes >> 20,
+                 ms.count());
+  });
 }
 
 Result<std::unique_ptr<FileSystem>> FileSystem::Mount(std::unique_ptr<pmem::Region> region, MountOptions opts) {
@@ -152,11 +178,24 @@ void FileSystem::DropNodeIfUnusedLocked(uint64_t ino) {
 Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
   if (ino == 0 || ino >= sb_.inode_count) return Err(ESTALE, "inode number out of range");
   if (!ibitmap_.InUse(ino)) return Err(ESTALE, "inode not in use");
-  Inode in;
-  std::memcpy(&in, region_->base() + extent::InodeOff(sb_, ino), sizeof(in));
+  // All but the orphan links, which belong to the orphan list (OrphanLink reads them under
+  // its lock): a neighbour's transaction may be writing them right now.
+  Inode in{};
+  const uint8_t* src = region_->base() + extent::InodeOff(sb_, ino);
+  auto* dst = reinterpret_cast<uint8_t*>(&in);
+  constexpr size_t kNext = offsetof(Inode, next_orphan), kPrev = offsetof(Inode, prev_orphan);
+  std::memcpy(dst, src, kNext);
+  std::memcpy(dst + kNext + 8, src + kNext + 8, kPrev - kNext - 8);
+  std::memcpy(dst + kPrev + 8, src + kPrev + 8, sizeof(Inode) - kPrev - 8);
   if (!extent::InodeCrcOk(in)) {
-    ReportDamage(ino, "checksum mismatch");
-    return Err(EUCLEAN, "inode checksum mismatch");
+    // A format 1.1/1.2 inode's checksum covers its links too.
+    std::memcpy(&in.next_orphan, src + kNext, 8);
+    std::memcpy(&in.prev_orphan, src + kPrev, 8);
+    if (!extent::InodeCrcOk(in)) {
+      ReportDamage(ino, "checksum mismatch");
+      return Err(EUCLEAN, "inode checksum mismatch");
+    }
+    in.next_orphan = in.prev_orphan = 0;
   }
   extent::FoldDataTime(in);
   uint32_t type = in.mode & S_IFMT;
@@ -172,7 +211,14 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
 }
 
 Inode FileSystem::TxInode(Tx& tx, uint64_t ino) const {
-  Inode in = tx.Get<Inode>(extent::InodeOff(sb_, ino));
+  // As LoadInode, all but the orphan links.
+  Inode in{};
+  const uint64_t off = extent::InodeOff(sb_, ino);
+  auto* dst = reinterpret_cast<uint8_t*>(&in);
+  constexpr uint32_t kNext = offsetof(Inode, next_orphan), kPrev = offsetof(Inode, prev_orphan);
+  tx.Read(off, dst, kNext);
+  tx.Read(off + kNext + 8, dst + kNext + 8, kPrev - kNext - 8);
+  tx.Read(off + kPrev + 8, dst + kPrev + 8, sizeof(Inode) - kPrev - 8);
   extent::FoldDataTime(in);
   return in;
 }
@@ -194,6 +240,12 @@ void FileSystem::PutNewInode(Tx& tx, uint64_t ino, Inode& in) {
   // The links too: whatever a free slot held there (it is on no list) must not survive.
   // No orphan_mu_ needed: no list operation touches a free slot.
   StageOrphanLinks(tx, ino, 0, 0);
+}
+
+uint64_t FileSystem::OrphanLink(Tx& tx, uint64_t ino, OrphanLinkKind which) const {
+  // Only the link word: the rest of another inode may be changing under its own lock.
+  return tx.Get<uint64_t>(extent::InodeOff(sb_, ino) +
+                          (which == kNextOrphan ? offsetof(Inode, next_orphan) : offsetof(Inode, prev_orphan)));
 }
 
 void FileSystem::StageOrphanLinks(Tx& tx, uint64_t ino, uint64_t next, uint64_t prev) {
@@ -282,7 +334,7 @@ Status FileSystem::ClaimBlocks(uint64_t ino, const Inode& in, const extent::Exte
   Status bad;
   ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) {
     if (!bad.ok()) return;
-    if (!alloc_.InUse(extent::Run{start, len})) {
+    if (!alloc_.Taken(extent::Run{start, len})) {
       if (LogDamageOnce(ino, 1))
         spdlog::error("inode {}: extent map names region blocks {}..{}, marked free (run fsck.pmemfs)", ino, start,
                       start + len - 1);
@@ -527,31 +579,25 @@ void FileSystem::OrphanAddLocked(Tx& tx, uint64_t ino, Inode& in) {
   in.prev_orphan = 0;
   in.next_orphan = st.orphan_head;
   StageOrphanLinks(tx, ino, in.next_orphan, 0);
-  if (st.orphan_head) {
-    Inode head = TxInode(tx, st.orphan_head);
-    StageOrphanLinks(tx, st.orphan_head, head.next_orphan, ino);
-  }
+  if (st.orphan_head) StageOrphanLinks(tx, st.orphan_head, OrphanLink(tx, st.orphan_head, kNextOrphan), ino);
   st.orphan_head = ino;
   tx.Put(sb_.state_off, st);
 }
 
 void FileSystem::OrphanRemoveLocked(Tx& tx, uint64_t ino, Inode& in) {
   if (!(in.flags & format::kInodeOrphan)) return;
-  Inode cur = TxInode(tx, ino);  // the links as the orphan list has them now
-  if (cur.prev_orphan) {
-    Inode prev = TxInode(tx, cur.prev_orphan);
-    StageOrphanLinks(tx, cur.prev_orphan, cur.next_orphan, prev.prev_orphan);
+  // The links as the orphan list has them now.
+  const uint64_t cur_next = OrphanLink(tx, ino, kNextOrphan), cur_prev = OrphanLink(tx, ino, kPrevOrphan);
+  if (cur_prev) {
+    StageOrphanLinks(tx, cur_prev, cur_next, OrphanLink(tx, cur_prev, kPrevOrphan));
   } else {
     auto st = tx.Get<format::StateBlock>(sb_.state_off);
     if (st.orphan_head == ino) {
-      st.orphan_head = cur.next_orphan;
+      st.orphan_head = cur_next;
       tx.Put(sb_.state_off, st);
     }
   }
-  if (cur.next_orphan) {
-    Inode next = TxInode(tx, cur.next_orphan);
-    StageOrphanLinks(tx, cur.next_orphan, next.next_orphan, cur.prev_orphan);
-  }
+  if (cur_next) StageOrphanLinks(tx, cur_next, OrphanLink(tx, cur_next, kNextOrphan), cur_prev);
   in.flags &= ~format::kInodeOrphan;
   in.next_orphan = in.prev_orphan = 0;
   StageOrphanLinks(tx, ino, 0, 0);

@@ -25,6 +25,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -33,6 +34,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -110,6 +112,11 @@ class FileSystem {
   bool read_only() const { return read_only_; }
   // Set when a commit failed or corruption was found: the filesystem refuses changes.
   std::string error_state() const;
+  // Pre-faults the region mapping for the metadata and every block in use, in a background
+  // thread, so that no request pays a first-touch page fault there. The destructor stops
+  // it. For the daemon (tests and tools do not start it).
+  void StartPrefault();
+
   // Stops the filesystem after an error found outside a commit (a region fault: SIGBUS on
   // the mapping, a reply the kernel could not copy from it): it turns read-only, as after a
   // failed commit, and `reason` is logged once, with the first stop. Thread-safe.
@@ -218,12 +225,16 @@ class FileSystem {
   // Forgets the node of a linked inode nobody references any more. REQUIRES table_mu_.
   void DropNodeIfUnusedLocked(uint64_t ino);
 
-  // Inodes. REQUIRES the inode's node locked (shared suffices to load).
+  // Inodes. REQUIRES the inode's node locked (shared suffices to load). Both give the
+  // inode as its next journaled change writes it (FoldDataTime), without its orphan links
+  // (zero here; OrphanLink reads them, under the orphan list's lock).
   Result<format::Inode> LoadInode(uint64_t ino) const;                // validated
   format::Inode TxInode(extent::Tx& tx, uint64_t ino) const;           // staged view
   // Seals and stages `in`, all but its orphan links (the orphan list's: StageOrphanLinks).
   void PutInode(extent::Tx& tx, uint64_t ino, format::Inode& in);
   void StageOrphanLinks(extent::Tx& tx, uint64_t ino, uint64_t next, uint64_t prev);  // REQUIRES orphan_mu_
+  enum OrphanLinkKind { kNextOrphan, kPrevOrphan };
+  uint64_t OrphanLink(extent::Tx& tx, uint64_t ino, OrphanLinkKind which) const;      // REQUIRES orphan_mu_
   // PutInode for an inode taking a free slot: its orphan links are cleared too.
   void PutNewInode(extent::Tx& tx, uint64_t ino, format::Inode& in);
   struct stat ToStat(uint64_t ino, const format::Inode& in) const;
@@ -344,6 +355,8 @@ class FileSystem {
   bool LogDamageOnce(uint64_t ino, int kind) const;
   mutable std::unordered_set<uint64_t> damage_logged_;  // ino * 4 + kind; GUARDED_BY(error_mu_)
   std::function<void(uint64_t)> attr_changed_;
+  std::atomic<bool> stop_prefault_{false};
+  std::thread prefault_;
 };
 
 // DT_* type of a mode.

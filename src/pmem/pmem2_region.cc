@@ -176,6 +176,17 @@ void Pmem2Region::ZeroFlush(uint64_t off, uint64_t len) {
   memset_(base_ + off, 0, len, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
 }
 
+Status Pmem2Region::Prefault(uint64_t off, uint64_t len) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t lo = off & ~(page - 1), hi = std::min(size_, (off + len + page - 1) & ~(page - 1));
+  if (lo >= hi) return Ok();
+  // A fault the kernel cannot satisfy (a shrunk region file) is an error here (EFAULT),
+  // never SIGBUS.
+  if (madvise(base_ + lo, hi - lo, read_only_ ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) != 0)
+    return Err(errno, "prefault the region mapping");
+  return Ok();
+}
+
 std::string Pmem2Region::Describe() const {
   return path_ + " (" + (emulated_ ? "file emulating a devdax (PMEMFS_TEST_DEVDAX)" : devdax_ ? "devdax" : "file") + ", " + GranularityName(granularity_) +
          " granularity, " + std::to_string(alignment_) + "-byte alignment)";

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/result.h"
+
 namespace pmemfs::pmem {
 
 enum class Granularity : uint8_t {
@@ -65,6 +67,14 @@ class Region {
   virtual void ZeroFlush(uint64_t off, uint64_t len) {
     std::memset(base_ + off, 0, len);
     Flush(off, len);
+  }
+
+  // Maps [off, off+len) into the page tables ahead of its first use, so that no request
+  // pays a first-touch fault there (MADV_POPULATE_WRITE, or _READ on a read-only region).
+  // Nothing to do for memory-only regions.
+  virtual Status Prefault(uint64_t off, uint64_t len) {
+    (void)off, (void)len;
+    return Ok();
   }
 
   // The absolute path of the device or file, or "" for memory-only regions.
