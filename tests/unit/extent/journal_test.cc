@@ -328,7 +328,14 @@ TEST_F(JournalTest, ConcurrentCommitsFormAtomicGroups) {
   auto rng = testing::SeededRng();
   pmem::DramRegion scratch(region.size());
   int images = 0;
-  for (size_t k = 0; k <= region.fences(); ++k) {
+#ifdef __SANITIZE_THREAD__
+  // Under ThreadSanitizer the concurrent commits above are what is checked; the crash images
+  // (a 16 MiB copy each) are replayed by the ordinary build, at minutes' cost here.
+  const size_t step = region.fences() + 1;
+#else
+  const size_t step = 1;
+#endif
+  for (size_t k = 0; k <= region.fences(); k += step) {
     for (int trial = 0; trial < 6; ++trial) {
       uint64_t mask = trial == 0 ? 0 : trial == 1 ? ~0ull : rng();
       auto img = region.Image(k, [&](size_t w) { return (mask >> (w % 64)) & 1; });
@@ -345,7 +352,9 @@ TEST_F(JournalTest, ConcurrentCommitsFormAtomicGroups) {
       ++images;
     }
   }
-  EXPECT_GT(images, 100);
+  if (step == 1) {
+    EXPECT_GT(images, 100);
+  }
 }
 
 TEST_F(JournalTest, CheckpointLeavesNothingToReplay) {
