@@ -184,6 +184,13 @@ Status Pmem2Region::Prefault(uint64_t off, uint64_t len) {
   // never SIGBUS.
   if (madvise(base_ + lo, hi - lo, read_only_ ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) != 0)
     return Err(errno, "prefault the region mapping");
+  // Then one load per page: under a hypervisor that shadows the guest's page tables, a
+  // page's first access in this process still costs a trip to the hypervisor after the
+  // kernel has filled the page tables (measured on the development VM: the first memcpy
+  // over 512 MiB of populated shmem ran at 300 MB/s, the second at 15 GB/s; after a load per
+  // page, the first at full speed). On bare metal the loads cost next to nothing. Atomic
+  // loads: other threads may be storing to these pages meanwhile.
+  for (uint64_t o = lo; o < hi; o += page) (void)__atomic_load_n(base_ + o, __ATOMIC_RELAXED);
   return Ok();
 }
 

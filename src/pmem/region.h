@@ -70,7 +70,8 @@ class Region {
   }
 
   // Maps [off, off+len) into the page tables ahead of its first use, so that no request
-  // pays a first-touch fault there (MADV_POPULATE_WRITE, or _READ on a read-only region).
+  // pays a first-touch fault there (MADV_POPULATE_WRITE, or _READ on a read-only region,
+  // then a load per page for hypervisors that shadow page tables).
   // Nothing to do for memory-only regions.
   virtual Status Prefault(uint64_t off, uint64_t len) {
     (void)off, (void)len;
