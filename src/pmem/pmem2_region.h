@@ -37,6 +37,8 @@ class Pmem2Region final : public Region {
   bool read_only() const override { return read_only_; }
   void Flush(uint64_t off, uint64_t len) override;
   void Drain() override;
+  bool DrainCoversAllThreads() const override { return granularity_ == Granularity::kPage; }
+  Status Prefault(uint64_t off, uint64_t len) override;
   void CopyFlush(uint64_t off, const void* src, uint64_t len) override;
   void ZeroFlush(uint64_t off, uint64_t len) override;
   std::string Describe() const override;
@@ -68,12 +70,9 @@ class Pmem2Region final : public Region {
 // EINVAL with the rule (devdax::kMapRule).
 Status CheckMap(const devdax::Rules& rules, uint64_t off, uint64_t len, const std::string& path);
 
-// Creates (or extends) a regular file of `size` bytes. On a device-dax (a character device,
-// or any path under the PMEMFS_TEST_DEVDAX emulation) nothing is touched: EINVAL with
-// devdax::kFileOpRule, since a device-dax has a fixed size and no ftruncate/fallocate. EEXIST-free: an existing smaller file
-// is extended, a larger one left alone. Unless `sparse`, the file's space is allocated, so
-// that a full filesystem under it fails here and not as SIGBUS on a store in the daemon, and
-// the first store to a block pays no allocation. A file created here is removed on failure.
-Status CreateRegionFile(const std::string& path, uint64_t size, bool sparse);
+// OK when the region at `path` may be created, extended or allocated as a file (mkfs
+// --size): not on a device-dax, real (a character device) or emulated (PMEMFS_TEST_DEVDAX),
+// which has a fixed size and no ftruncate or fallocate: EINVAL naming devdax::kFileOpRule.
+Status CheckFileOpsAllowed(const std::string& path);
 
 }  // namespace pmemfs::pmem

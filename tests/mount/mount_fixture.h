@@ -8,9 +8,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -88,11 +91,77 @@ inline bool IsMounted(const std::string& mnt) {
   return false;
 }
 
+// Where tests put regions and mount points: $PMEMFS_TEST_DIR (scripts/test.sh gives each
+// run a directory of its own and removes it on every exit), else /dev/shm.
+inline std::string TestBaseDir() {
+  const char* d = std::getenv("PMEMFS_TEST_DIR");
+  return d && *d ? d : "/dev/shm";
+}
+
+// Nothing is left behind when a test binary is interrupted (SIGINT, SIGTERM, SIGHUP): the
+// handler stops each live daemon, detaches its mount and removes its directory, with
+// async-signal-safe calls only (umount2, kill, waitpid, nanosleep, fork+exec of rm). A
+// SIGKILLed binary cannot clean up: each daemon it started then gets SIGTERM from the
+// kernel (PR_SET_PDEATHSIG) and unmounts, and scripts/test.sh removes its directory.
+namespace cleanup {
+struct Slot {
+  volatile sig_atomic_t used = 0;
+  volatile pid_t pid = -1;
+  char dir[512] = {};
+  char mnt[512] = {};
+};
+inline Slot slots[64];
+
+inline void OnSignal(int sig) {
+  for (Slot& s : slots) {
+    if (!s.used) continue;
+    ::umount2(s.mnt, MNT_DETACH);
+    if (s.pid > 0) {
+      ::kill(s.pid, SIGTERM);
+      timespec tick{0, 10 * 1000 * 1000};
+      int i = 0;
+      while (::waitpid(s.pid, nullptr, WNOHANG) == 0 && i++ < 200) ::nanosleep(&tick, nullptr);
+      if (i > 200) ::kill(s.pid, SIGKILL);
+    }
+    pid_t rm = ::fork();
+    if (rm == 0) {
+      ::execl("/bin/rm", "rm", "-rf", s.dir, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    if (rm > 0) ::waitpid(rm, nullptr, 0);
+    s.used = 0;
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+// A slot for one PmemfsMount (installs the handler once), or -1 when all are taken.
+inline int Take(const std::string& dir, const std::string& mnt) {
+  static const bool installed = [] {
+    struct sigaction sa {};
+    sa.sa_handler = OnSignal;
+    sigemptyset(&sa.sa_mask);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+    return true;
+  }();
+  (void)installed;
+  for (int i = 0; i < 64; ++i) {
+    if (slots[i].used || dir.size() >= sizeof(slots[i].dir) || mnt.size() >= sizeof(slots[i].mnt)) continue;
+    std::snprintf(slots[i].dir, sizeof(slots[i].dir), "%s", dir.c_str());
+    std::snprintf(slots[i].mnt, sizeof(slots[i].mnt), "%s", mnt.c_str());
+    slots[i].pid = -1;
+    slots[i].used = 1;
+    return i;
+  }
+  return -1;
+}
+}  // namespace cleanup
+
 // One region file and one mount point, both under a fresh directory; the region lives on
-// /dev/shm (cheap persistence) unless the test asks for another directory.
+// TestBaseDir() (cheap persistence) unless the test asks for another directory.
 class PmemfsMount {
  public:
-  explicit PmemfsMount(uint64_t region_bytes = 256ull << 20, std::string dir = "/dev/shm") {
+  explicit PmemfsMount(uint64_t region_bytes = 256ull << 20, std::string dir = TestBaseDir()) {
     std::string tmpl = dir + "/pmemfs-test.XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
@@ -102,11 +171,13 @@ class PmemfsMount {
     mnt_ = dir_ + "/mnt";
     std::filesystem::create_directory(mnt_);
     region_bytes_ = region_bytes;
+    slot_ = cleanup::Take(dir_, mnt_);
   }
   ~PmemfsMount() {
     if (pid_ > 0) Unmount();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+    if (slot_ >= 0) cleanup::slots[slot_].used = 0;
   }
   PmemfsMount(const PmemfsMount&) = delete;
   PmemfsMount& operator=(const PmemfsMount&) = delete;
@@ -138,8 +209,12 @@ class PmemfsMount {
   // false (with the daemon's output in last_output()) if the daemon exits first.
   bool Mount(const std::string& opts = "") {
     log_ = dir_ + "/daemon.log";
+    const pid_t parent = ::getpid();
     pid_ = ::fork();
     if (pid_ == 0) {
+      // The daemon stops (and unmounts) when this test process dies, however it dies.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(1);
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
@@ -150,12 +225,14 @@ class PmemfsMount {
       ::execv(bin.c_str(), const_cast<char* const*>(argv.data()));
       ::_exit(127);
     }
+    if (slot_ >= 0) cleanup::slots[slot_].pid = pid_;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
       if (IsMounted(mnt_)) return ever_mounted_ = true;
       int st;
       if (::waitpid(pid_, &st, WNOHANG) == pid_) {
         pid_ = -1;
+        if (slot_ >= 0) cleanup::slots[slot_].pid = -1;
         return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -203,6 +280,7 @@ class PmemfsMount {
     int st = 0;
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
+    if (slot_ >= 0) cleanup::slots[slot_].pid = -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   }
 
@@ -210,6 +288,7 @@ class PmemfsMount {
   uint64_t region_bytes_;
   pid_t pid_ = -1;
   bool ever_mounted_ = false;
+  int slot_ = -1;  // cleanup::slots
 };
 
 // A gtest fixture holding one formatted, mounted pmemfs for each test.

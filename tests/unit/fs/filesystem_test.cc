@@ -6,10 +6,12 @@
 #include <sys/xattr.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "extent/records.h"
 #include "fs/check.h"
+#include "pmem/pmem2_region.h"
 #include "unit/fs/fs_fixture.h"
 
 namespace pmemfs::fs {
@@ -370,6 +372,53 @@ TEST_F(FsTest, CorruptInodeIsReportedNotTrusted) {
   EXPECT_EQ(fs_->Lookup(kRootIno, "c").code(), EUCLEAN);
   CheckOptions o;
   EXPECT_GT(Check(*region_, o).problems, 0u);
+}
+
+}  // namespace
+}  // namespace pmemfs::fs
+
+namespace pmemfs::fs {
+namespace {
+
+// A lease needs what mapping needs: opening the region. Its mode bits and search
+// permission on every directory of its path, for the caller's credentials (issue 14.2).
+TEST(LeaseAccess, NeedsTheRegionAndEveryDirectoryOnItsPath) {
+  const char* base = std::getenv("PMEMFS_TEST_DIR");
+  std::string tmpl = std::string(base ? base : "/dev/shm") + "/pmemfs-lease.XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() { std::filesystem::remove_all(dir); }
+  } cleanup{tmpl};
+  const std::string dir = tmpl, path = dir + "/region";
+  {
+    int fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, 16 << 20), 0);
+    ::close(fd);
+    auto region = pmem::Pmem2Region::Open(path, {});
+    ASSERT_TRUE(region.ok());
+    ASSERT_TRUE(extent::Format(**region, {}).ok());
+    auto fs = FileSystem::Mount(std::move(region).value(), {});
+    ASSERT_TRUE(fs.ok());
+    Ctx root{0, 0, 1};
+    auto f = (*fs)->Mknod(root, format::kRootIno, "f", S_IFREG | 0644, 0);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*fs)->Write(f->ino, 0, "x", 1).ok());
+    ASSERT_TRUE((*fs)->SetXattr(root, f->ino, "user.pmemfs.immutable_extents", "1", 0).ok());
+    Ctx user{65534, 65534, 1, [](uint32_t, int) { return false; }, [](uint32_t, uint32_t) { return false; }};
+    ASSERT_EQ(::chmod(dir.c_str(), 0755), 0);
+    auto lease = (*fs)->Lease(user, f->ino, false, true);
+    ASSERT_TRUE(lease.ok()) << lease.error().Message();
+    EXPECT_FALSE(lease->writable) << "the region is 0644: read-only for others";
+    ASSERT_EQ(::chmod(dir.c_str(), 0700), 0);
+    EXPECT_EQ((*fs)->Lease(user, f->ino, false, true).code(), EACCES) << "a directory it cannot search";
+    EXPECT_TRUE((*fs)->Lease(root, f->ino, false, true).ok()) << "privileged";
+    ASSERT_EQ(::chmod(dir.c_str(), 0711), 0);
+    EXPECT_TRUE((*fs)->Lease(user, f->ino, false, true).ok()) << "search permission is enough";
+    ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+    EXPECT_EQ((*fs)->Lease(user, f->ino, false, true).code(), EACCES) << "the region itself";
+  }
 }
 
 }  // namespace
