@@ -97,12 +97,12 @@ for page in pmemfs mkfs.pmemfs fsck.pmemfs fsck.fuse.pmemfs pmemfs-info libpmemf
   man -w "$page"
 done
 [[ -f $SHIM && -e /usr/lib/$MA/libpmemfs.so.0 && -e /usr/include/libpmemfs.h ]]
-ls -l /lib/udev/rules.d/60-pmemfs.rules
+ls -l /lib/udev/rules.d/60-pmemfs.rules /lib/systemd/system/pmemfs-fsck@.service
 
 step "build against the installed libpmemfs with pkg-config"
 gcc -Wall -Werror -o "$BUILD/map_lib" "$SRC/packaging/smoke/map_lib.c" $(pkg-config --cflags --libs libpmemfs)
 gcc -Wall -Werror -o "$BUILD/map_plain" "$SRC/packaging/smoke/map_plain.c"
-ldd "$BUILD/map_lib" | grep "libpmemfs.so.0 => /usr/lib/$MA/libpmemfs.so.0"
+ldd "$BUILD/map_lib" | grep -E "libpmemfs.so.0 => (/usr)?/lib/$MA/libpmemfs.so.0"
 
 # ---- smoke test ----------------------------------------------------------------------------
 step "mkfs.pmemfs -L, pmemfs-info"
@@ -148,13 +148,20 @@ set -e
 [[ $rc == 8 ]] || { echo "fsck -t fuse.pmemfs of an empty region exited $rc, not 8" >&2; exit 1; }
 
 step "/etc/fstab in a private mount namespace"
+# The README's line. fsck(8) -A skips a region that is not a block device when the line
+# says nofail ("skipping nonexistent device"), so the boot-time check is shown with a
+# second line without nofail.
 echo "$REG/region $MNT fuse.pmemfs defaults,nofail 0 2" >"$REG/fstab"
+echo "$REG/region $MNT fuse.pmemfs defaults 0 2" >"$REG/fstab-check"
 cat "$REG/fstab"
 unshare --mount --propagation private bash -euo pipefail -c '
   REG=$1 MNT=$2
   trap "umount -l $MNT 2>/dev/null || true" EXIT
+  mount --bind "$REG/fstab-check" /etc/fstab
+  fsck -A -R -t fuse.pmemfs -a | tee "$REG/fsck-A.txt"   # boot-time check: fsck.fuse.pmemfs -a
+  grep -q "^$REG/region: 0 problems found" "$REG/fsck-A.txt"
+  umount /etc/fstab
   mount --bind "$REG/fstab" /etc/fstab
-  fsck -A -T -R -t fuse.pmemfs -a          # boot-time check: runs fsck.fuse.pmemfs -a
   mount "$MNT"                             # options, type and region from fstab
   grep " $MNT " /proc/self/mountinfo | grep -q " - fuse.pmemfs $REG/region "
   [[ $(cat "$MNT/hello") == hello ]]
@@ -163,10 +170,23 @@ unshare --mount --propagation private bash -euo pipefail -c '
   [[ $(cat "$MNT/hello") == hello ]]
   umount "$MNT"
   for _ in $(seq 100); do grep -q " $MNT " /proc/self/mountinfo || break; sleep 0.1; done
-  echo "fstab mount, mount -a and fsck -A worked"
+  echo "fsck -A, an fstab mount and mount -a worked"
 ' _ "$REG" "$MNT"
 for _ in $(seq 100); do pgrep -f "pmemfs $REG/region" >/dev/null || break; sleep 0.1; done
 fsck.pmemfs -n "$REG/region"
+
+step "systemd: the mount unit an fstab line for a device-dax gives"
+# No device-dax and no systemd as PID 1 here: the generator's output is checked instead.
+mkdir "$REG/gen"
+echo "/dev/dax0.0 /mnt/pmem fuse.pmemfs defaults,nofail,x-systemd.requires=pmemfs-fsck@dev-dax0.0.service 0 0" >"$REG/fstab-dax"
+SYSTEMD_FSTAB=$REG/fstab-dax /lib/systemd/system-generators/systemd-fstab-generator "$REG/gen" "$REG/gen" "$REG/gen"
+cat "$REG/gen/mnt-pmem.mount"
+grep -q "^Requires=pmemfs-fsck@dev-dax0.0.service" "$REG/gen/mnt-pmem.mount"
+if grep -q "systemd-fsck@" "$REG/gen/mnt-pmem.mount"; then
+  echo "pass number 0 must keep systemd-fsck (block devices only) away from a device-dax" >&2
+  exit 1
+fi
+systemd-analyze verify --man=no pmemfs-fsck@dev-dax0.0.service
 
 # ---- remove --------------------------------------------------------------------------------
 step "apt-get purge"
