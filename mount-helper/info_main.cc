@@ -8,6 +8,8 @@
 // mkfs) is read from /proc/locks, which takes no lock itself.
 #include <fcntl.h>
 #include <getopt.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -143,6 +145,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string path = argv[optind];
+  // Notes of the layers below (a damaged superblock) go to stderr, never into the output.
+  spdlog::set_default_logger(spdlog::stderr_color_st("pmemfs-info"));
+  spdlog::set_level(spdlog::level::warn);
   auto fail = [&](const std::string& msg) {
     std::fprintf(stderr, "pmemfs-info: %s\n", msg.c_str());
     return 1;

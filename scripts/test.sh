@@ -67,3 +67,7 @@ ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 if [[ ${PMEMFS_SKIP_BENCH_SMOKE:-0} != 1 ]]; then
   ./bench/run.sh --smoke
 fi
+
+# Every tracked source file carries the license's SPDX identifier (LICENSE: BSD-3-Clause);
+# scripts/spdx.sh without --check adds the missing ones.
+./scripts/spdx.sh --check
