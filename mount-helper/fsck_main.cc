@@ -14,6 +14,7 @@
 #include <string>
 
 #include "common/version.h"
+#include "extent/superblock.h"
 #include "fs/check.h"
 #include "pmem/pmem2_region.h"
 #include "region_file.h"
@@ -87,6 +88,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pmemfs: %s is in use (mounted?); unmount it first\n", path.c_str());
     else
       std::fprintf(stderr, "fsck.pmemfs: %s: %s\n", path.c_str(), region.error().Message().c_str());
+    return 8;
+  }
+  // Nothing of pmemfs anywhere (primary, copies, journal, state block): there is nothing to
+  // check or repair, and the fix is mkfs, not fsck. A damaged pmemfs goes on to the check.
+  if (auto sb = extent::ReadSuperblock(**region); !sb.ok() && sb.code() == ENODATA) {
+    std::fprintf(stderr, "fsck.pmemfs: %s holds no pmemfs filesystem (no pmemfs signature anywhere); mkfs.pmemfs creates one\n",
+                 path.c_str());
     return 8;
   }
   fs::CheckOptions opts;

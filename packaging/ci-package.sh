@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Packaging CI (issue 16): builds the Debian packages from this tree with Debian's tooling
-# (dpkg-buildpackage -us -uc -b), runs lintian (fails on errors), installs them with
+# (dpkg-buildpackage -us -uc -b), runs lintian (fails on errors), checks `cmake --install
+# --prefix` of the same build into a prefix the dynamic linker does not know (pkg-config,
+# a program built with it, the shim loading without ldconfig), installs the packages with
 # `apt-get install ./*.deb`, runs a smoke test against the installed commands, and purges
 # them again. Run as root on Debian 12, from a clone:   bash packaging/ci-package.sh
 #
@@ -77,6 +79,21 @@ VERSION=$(dpkg-parsechangelog -l "$BUILD/src/debian/changelog" -S Version)
 grep -q "project(pmemfs VERSION $VERSION " "$SRC/CMakeLists.txt" ||
   { echo "debian/changelog's version $VERSION is not CMakeLists.txt's project version" >&2; exit 1; }
 
+# ---- cmake --install into a prefix the dynamic linker does not know ------------------------
+# Before the packages are installed, so nothing can come from the system's library paths.
+step "cmake --install --prefix (the package build's tree)"
+PREFIX=$BUILD/prefix
+cmake --install "$BUILD/src/obj-$(dpkg-architecture -qDEB_HOST_GNU_TYPE)" --prefix "$PREFIX" >/dev/null
+PC_DIR=$(dirname "$(find "$PREFIX" -name libpmemfs.pc)")
+grep -qx "prefix=$PREFIX" "$PC_DIR/libpmemfs.pc"
+LIBDIR=$(PKG_CONFIG_PATH=$PC_DIR pkg-config --variable=libdir libpmemfs)
+gcc -Wall -Werror -o "$BUILD/map_lib_prefix" "$SRC/packaging/smoke/map_lib.c" \
+  $(PKG_CONFIG_PATH=$PC_DIR pkg-config --cflags --libs libpmemfs) -Wl,-rpath,"$LIBDIR"
+ldd "$BUILD/map_lib_prefix" | grep -q "libpmemfs.so.0 => $LIBDIR/libpmemfs.so.0"
+# The shim finds libpmemfs.so.0 beside it (RUNPATH $ORIGIN), without ldconfig.
+LD_PRELOAD=$LIBDIR/libpmemfs-preload.so /bin/true
+echo "prefix install: pkg-config, a program built with it, and the shim work from $LIBDIR"
+
 # ---- install -------------------------------------------------------------------------------
 step "apt-get install ./*.deb"
 PURGE=1
@@ -124,6 +141,8 @@ setfattr -n user.pmemfs.immutable_extents -v 1 "$MNT/table"
 step "direct mapping: the installed library, then the installed shim"
 "$BUILD/map_lib" "$MNT/table" "stored-by-libpmemfs"
 [[ $(dd if="$MNT/table" bs=1 skip=4096 count=19 status=none) == stored-by-libpmemfs ]]
+"$BUILD/map_lib_prefix" "$MNT/table" "stored-by-prefix-lib"   # the cmake --install copy
+[[ $(dd if="$MNT/table" bs=1 skip=4096 count=20 status=none) == stored-by-prefix-lib ]]
 set +e
 "$BUILD/map_plain" "$MNT/table" "stored-without-shim"
 rc=$?

@@ -121,6 +121,10 @@ TEST(RegionPathTest, NotARegionIsNamedWithTheFix) {
   CommandResult dir = Sh(Bin("fsck.pmemfs") + " " + m.dir());
   EXPECT_EQ(dir.status, 8);
   EXPECT_NE(dir.output.find(m.dir() + " is a directory; a region is a device-dax"), std::string::npos) << dir.output;
+  ASSERT_EQ(Sh("truncate -s 64M " + m.dir() + "/empty").status, 0);
+  CommandResult empty = Sh(Bin("fsck.pmemfs") + " -n " + m.dir() + "/empty");
+  EXPECT_EQ(empty.status, 8);
+  EXPECT_EQ(empty.output, "fsck.pmemfs: " + m.dir() + "/empty holds no pmemfs filesystem (no pmemfs signature anywhere); mkfs.pmemfs creates one\n");
   CommandResult missing = Sh(Bin("pmemfs-info") + " " + m.dir() + "/none");
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.output.find(m.dir() + "/none does not exist"), std::string::npos) << missing.output;
