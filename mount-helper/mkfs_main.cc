@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "common/version.h"
 #include "extent/superblock.h"
 #include "pmem/pmem2_region.h"
 #include "region_file.h"
@@ -28,6 +29,7 @@ namespace {
 void Usage(FILE* f) {
   std::fprintf(f,
                "usage: mkfs.pmemfs [-f] [--size SIZE [--sparse]] [-N INODES] [-J JOURNAL_SIZE] [-L LABEL] REGION\n"
+               "Creates an empty pmemfs filesystem on REGION.\n"
                "  REGION          a devdax device (/dev/daxX.Y) or a file\n"
                "  -s, --size SIZE create REGION as a file of SIZE bytes (K, M, G, T suffixes), or extend\n"
                "                  the existing file to SIZE; its space is allocated\n"
@@ -35,7 +37,9 @@ void Usage(FILE* f) {
                "  -N, --inodes N  number of inodes (default: one per 16 KiB; at least %llu)\n"
                "  -J, --journal S journal size (default: region/256, 256 KiB..16 MiB; at least 256 KiB)\n"
                "  -L, --label L   filesystem label (up to 63 bytes)\n"
-               "  -f, --force     overwrite an existing pmemfs or other signature\n",
+               "  -f, --force     overwrite an existing pmemfs or other signature\n"
+               "  -h, --help      this text;  -V, --version  the version\n"
+               "See mkfs.pmemfs(8).\n",
                static_cast<unsigned long long>(extent::kMinInodes));
 }
 
@@ -71,11 +75,12 @@ int main(int argc, char** argv) {
                                  {"label", required_argument, nullptr, 'L'},
                                  {"force", no_argument, nullptr, 'f'},
                                  {"help", no_argument, nullptr, 'h'},
+                                 {"version", no_argument, nullptr, 'V'},
                                  {nullptr, 0, nullptr, 0}};
   extent::MkfsOptions opts;
   std::optional<uint64_t> size;
   bool force = false, sparse = false;
-  for (int c; (c = getopt_long(argc, argv, "s:N:J:L:fh", kLong, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, "s:N:J:L:fhV", kLong, nullptr)) != -1;) {
     switch (c) {
       case 's':
         size = cli::ParseSize(optarg);
@@ -97,6 +102,7 @@ int main(int argc, char** argv) {
       case 'f': force = true; break;
       case 'S': sparse = true; break;
       case 'h': Usage(stdout); return 0;
+      case 'V': std::printf("mkfs.pmemfs (pmemfs) %s\n", PMEMFS_VERSION); return 0;
       default: Usage(stderr); return 1;
     }
   }
@@ -108,6 +114,8 @@ int main(int argc, char** argv) {
   if (opts.label.size() > 63) return std::fprintf(stderr, "mkfs.pmemfs: label longer than 63 bytes\n"), 1;
   if (sparse && !size) return std::fprintf(stderr, "mkfs.pmemfs: --sparse needs --size\n"), 1;
 
+  if (std::string bad = cli::RegionPathProblem(path, /*for_mkfs=*/true); !bad.empty())
+    return std::fprintf(stderr, "mkfs.pmemfs: %s\n", bad.c_str()), 1;
   // What is there now.
   struct stat st {};
   const bool exists = ::stat(path.c_str(), &st) == 0;
@@ -166,5 +174,6 @@ int main(int argc, char** argv) {
               (unsigned long long)sb->sb.region_size, (unsigned long long)sb->sb.total_blocks,
               (unsigned long long)(sb->sb.inode_count - 1), (unsigned long long)sb->sb.journal_size,
               (unsigned long long)(sb->sb.data_off / 4096));
+  if (!opts.label.empty()) std::printf("  label    %s\n", opts.label.c_str());
   return 0;
 }

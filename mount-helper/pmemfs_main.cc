@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
 #include "fs/filesystem.h"
 #include "fs/fuse_ops.h"
 #include "pmem/pmem2_region.h"
@@ -28,6 +29,9 @@ namespace {
 void Usage(FILE* f) {
   std::fprintf(f,
                "usage: pmemfs REGION MOUNTPOINT [-o opt[,opt...]] [-f] [-d]\n"
+               "       mount -t fuse.pmemfs REGION MOUNTPOINT [-o opt[,opt...]]\n"
+               "Mounts the pmemfs filesystem on REGION (a device-dax such as /dev/dax0.0, or a\n"
+               "region file) at MOUNTPOINT. Unmount with umount or fusermount3 -u.\n"
                "  -f              stay in the foreground (log to stderr; otherwise to syslog)\n"
                "  -d              debug: foreground, log_level=debug, and libfuse's request trace\n"
                "  -o ro           mount read-only\n"
@@ -35,7 +39,9 @@ void Usage(FILE* f) {
                "  -o noprefault   do not map the blocks in use into the daemon's page tables at mount\n"
                "  -o log_level=L  trace, debug, info (default), warn, error, off\n"
                "  -o overmount    allow MOUNTPOINT to be a mount already (stack on top of it)\n"
-               "  other -o options go to FUSE (allow_other, ...); default_permissions is always on\n");
+               "  other -o options go to FUSE (allow_other, ...); default_permissions is always on\n"
+               "  -h, --help      this text;  -V, --version  the version\n"
+               "See pmemfs(8).\n");
 }
 
 // A mountinfo path field with its octal escapes (\040 for a space, ...) decoded.
@@ -101,6 +107,9 @@ int main(int argc, char** argv) {
     if (a == "-h" || a == "--help") {
       Usage(stdout);
       return 0;
+    } else if (a == "-V" || a == "--version") {
+      std::printf("pmemfs %s\n", PMEMFS_VERSION);
+      return 0;
     } else if (a == "-f") {
       foreground = true;
     } else if (a == "-d") {
@@ -143,6 +152,8 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("pmemfs"));
   spdlog::set_level(level);
 
+  if (std::string bad = cli::RegionPathProblem(region_path); !bad.empty())
+    return std::fprintf(stderr, "pmemfs: %s\n", bad.c_str()), 1;
   if (std::string bad = CheckMountPoint(mountpoint, overmount); !bad.empty())
     return std::fprintf(stderr, "pmemfs: %s\n", bad.c_str()), 1;
   // Whoever can open the region can read and change every file: say so when that is everyone.
@@ -177,7 +188,9 @@ int main(int argc, char** argv) {
   so.fuse_opts.push_back("default_permissions");
   so.fuse_opts.push_back("fsname=" + region_path);
   so.fuse_opts.push_back("subtype=pmemfs");
+  bool mounted = false;  // "unmounted" is said only of a mount that happened
   so.on_mounted = [&] {
+    mounted = true;
     if (!foreground) {
       auto logger = spdlog::syslog_logger_mt("pmemfs-syslog", "pmemfs", LOG_PID, LOG_DAEMON);
       logger->set_level(level);
@@ -187,6 +200,6 @@ int main(int argc, char** argv) {
   };
   if (prefault) (*fs)->StartPrefault();
   int rc = fs::ServeFuse(**fs, so);
-  spdlog::info("pmemfs on {} unmounted", mountpoint);
+  if (mounted) spdlog::info("pmemfs on {} unmounted", mountpoint);
   return rc;
 }

@@ -3,7 +3,9 @@
 #include <blkid/blkid.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +68,33 @@ Status CreateOrExtendRegionFile(const std::string& path, uint64_t size, bool spa
   ::close(fd);
   if (!s.ok() && created) ::unlink(path.c_str());
   return s;
+}
+
+bool IsDevdax(dev_t rdev) {
+  const std::string link = "/sys/dev/char/" + std::to_string(major(rdev)) + ":" + std::to_string(minor(rdev)) + "/subsystem";
+  char target[PATH_MAX];
+  if (!realpath(link.c_str(), target)) return false;
+  const std::string t = target;
+  return t.size() >= 4 && t.compare(t.size() - 4, 4, "/dax") == 0;
+}
+
+std::string RegionPathProblem(const std::string& path, bool for_mkfs) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return for_mkfs ? "" : path + " does not exist (a region is a device-dax such as /dev/dax0.0, or a file made by mkfs.pmemfs --size)";
+    return path + ": " + std::strerror(errno);
+  }
+  if (S_ISREG(st.st_mode)) return "";
+  if (S_ISCHR(st.st_mode) && IsDevdax(st.st_rdev)) return "";
+  const char* what = S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISCHR(st.st_mode)  ? "a character device that is not a device-dax"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                                            : "not a regular file";
+  std::string msg = path + " is " + what + "; a region is a device-dax (/dev/daxX.Y, made by ndctl create-namespace --mode=devdax) or a regular file";
+  if (S_ISBLK(st.st_mode)) msg += " (for an fsdax namespace /dev/pmemN: make a filesystem on it, mount it with -o dax, and create a region file there)";
+  return msg;
 }
 
 std::string PermissionWarning(const std::string& path, const struct stat& st) {

@@ -19,6 +19,16 @@ namespace pmemfs::cli {
 // REQUIRES: an existing file is not larger than `size`.
 Status CreateOrExtendRegionFile(const std::string& path, uint64_t size, bool sparse);
 
+// Why `path` cannot be a region, in words that name the fix, or "" when it can be one: it
+// must exist and be a regular file or a device-dax (/dev/daxX.Y). Another character device
+// (/dev/null, a tty) or a block device is named as such rather than left to libpmem2's
+// "Invalid argument". `for_mkfs`: a missing file is fine (mkfs --size creates it).
+std::string RegionPathProblem(const std::string& path, bool for_mkfs = false);
+
+// True when the character device `rdev` belongs to the kernel's dax subsystem (what
+// libpmem2 checks too: /sys/dev/char/MAJ:MIN/subsystem names "dax").
+bool IsDevdax(dev_t rdev);
+
 // The warning to give when users other than the region's owner and group can read or
 // write it (whoever can open the region can read and change every file), or "".
 std::string PermissionWarning(const std::string& path, const struct stat& st);

@@ -76,3 +76,7 @@ TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 if [[ ${PMEMFS_SKIP_BENCH_SMOKE:-0} != 1 ]]; then
   ./bench/run.sh --smoke
 fi
+
+# Every tracked source file carries the license's SPDX identifier (LICENSE: BSD-3-Clause);
+# scripts/spdx.sh without --check adds the missing ones.
+./scripts/spdx.sh --check

@@ -3,7 +3,8 @@
 # pmemfs program may read, write, resize or sync a region through a descriptor; every byte
 # goes through a mapping. This runs mkfs.pmemfs, a mount with a workload, setting
 # immutable extents, a direct mapping through libpmemfs and through the LD_PRELOAD shim,
-# an unmount and fsck.pmemfs (-n and -y), each under `strace -f -y`, and fails if any
+# pmemfs-info on the mounted and on the unmounted region, an unmount and fsck.pmemfs (-n
+# and -y), each under `strace -f -y`, and fails if any
 # forbidden call names the region. It runs once on a plain file region and once under the
 # device-dax emulation (PMEMFS_TEST_DEVDAX=2M).
 #
@@ -114,14 +115,16 @@ audit() {
   trace client "$BIN/map_counters" store lib "$mnt/flagged" 2000 7
   trace shim env LD_PRELOAD="$PRELOAD" "$BIN/map_counters" store plain "$mnt/flagged" 2000 9
   "$BIN/map_counters" check "$mnt/flagged" 2000 9
+  trace info-mounted "$BIN/pmemfs-info" "$region" >/dev/null
   fusermount3 -u "$mnt"
   wait "$DAEMON"
   DAEMON=""
   trace fsck-n "$BIN/fsck.pmemfs" -n "$region" >/dev/null
   trace fsck-y "$BIN/fsck.pmemfs" -y "$region" >/dev/null
+  trace info "$BIN/pmemfs-info" --json "$region" >/dev/null
 
   local failed=0
-  for t in mkfs daemon client shim fsck-n fsck-y; do
+  for t in mkfs daemon client shim info-mounted fsck-n fsck-y info; do
     local calls
     calls=$(grep -cv '^ > ' "$WORK/$t.trace" || true)
     if check "$WORK/$t.trace" "$real"; then
