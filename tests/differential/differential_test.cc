@@ -52,7 +52,7 @@ TEST(Differential, RandomSequencesMatchTmpfs) {
 class TmpfsDir {
  public:
   TmpfsDir() {
-    std::string tmpl = "/dev/shm/difftest." + std::to_string(::getpid()) + ".XXXXXX";
+    std::string tmpl = BaseDir() + "/difftest." + std::to_string(::getpid()) + ".XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) == nullptr) std::abort();

@@ -321,10 +321,11 @@ Outcome Execute(const Op& op, Side& side) {
       // tmpfs stamps most changes with the coarse clock (multigrain timestamps give a fine
       // one only to an inode whose time was read since its last change; a directory takes
       // its times from the changed child's). A change within the tick of the previous one
-      // can then leave a time as it was. Waiting two ticks makes every change visible.
+      // can then leave a time as it was. Any earlier stamp is at most the real time it was
+      // made; after a tick and a bit the coarse clock is past it, so every change shows.
       timespec res{0, 4000000};
       clock_getres(CLOCK_REALTIME_COARSE, &res);
-      timespec wait{0, std::min<long>(2 * res.tv_nsec + 1000000, 50000000)};
+      timespec wait{0, std::min<long>(res.tv_nsec + 1000000, 50000000)};
       nanosleep(&wait, nullptr);
     }
     before = TakeProbe(op, side, fd);

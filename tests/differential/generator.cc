@@ -495,7 +495,7 @@ Op Generator::Next(Harness& h) {
   } else {
     op = PathOp(h);
   }
-  op.probe = op.kind != Kind::kClose && P(0.025);
+  op.probe = op.kind != Kind::kClose && P(0.02);
   return op;
 }
 

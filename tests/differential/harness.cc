@@ -48,6 +48,7 @@ constexpr int kMaxPaths = 16;
 char g_paths[kMaxPaths][256];  // mounts first, then files, then directories (deepest first)
 char g_kinds[kMaxPaths];       // 'm' mount, 'f' file, 'd' directory
 volatile sig_atomic_t g_npaths = 0;
+struct sigaction g_previous[65];  // the handlers installed before ours (the mount fixture's)
 
 void OnSignal(int sig) {
   for (int i = 0; i < g_npaths; ++i) {
@@ -58,6 +59,12 @@ void OnSignal(int sig) {
   }
   for (int i = g_npaths - 1; i >= 0; --i) {
     if (g_kinds[i] == 'd') ::rmdir(g_paths[i]);
+  }
+  // Then whatever cleanup was there before (the mount fixture's), or the default action.
+  const struct sigaction& prev = g_previous[sig];
+  if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+    prev.sa_handler(sig);
+    return;
   }
   ::signal(sig, SIG_DFL);
   ::raise(sig);
@@ -71,7 +78,12 @@ void Register(char kind, const std::string& path) {
   static bool installed = false;
   if (!installed) {
     installed = true;
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, OnSignal);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+      struct sigaction sa {};
+      sa.sa_handler = OnSignal;
+      sigemptyset(&sa.sa_mask);
+      ::sigaction(sig, &sa, &g_previous[sig]);
+    }
   }
 }
 
@@ -186,8 +198,14 @@ std::vector<Identity> DefaultIdentities() {
   return {Identity{0, 0, {}}, Identity{0, 0, {}}, Identity{1000, 1000, {1000, 1002}}, Identity{1001, 1001, {1001, 1002}}};
 }
 
+std::string BaseDir() {
+  const char* d = std::getenv("PMEMFS_TEST_DIR");
+  return d && *d ? d : "/dev/shm";
+}
+
 void SweepStale() {
-  DIR* d = ::opendir("/dev/shm");
+  const std::string base = BaseDir();
+  DIR* d = ::opendir(base.c_str());
   if (!d) return;
   std::vector<std::string> stale;
   while (dirent* e = ::readdir(d)) {
@@ -195,7 +213,7 @@ void SweepStale() {
     if (name.rfind("difftest.", 0) != 0) continue;
     pid_t pid = std::atoi(name.c_str() + 9);
     if (pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH)) continue;
-    stale.push_back("/dev/shm/" + name);
+    stale.push_back(base + "/" + name);
   }
   ::closedir(d);
   for (const auto& dir : stale) {
@@ -241,10 +259,10 @@ std::optional<Divergence> Harness::Setup() {
   timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   clock_.start_s = now.tv_sec - 5;
-  std::string tmpl = "/dev/shm/difftest." + std::to_string(::getpid()) + ".XXXXXX";
+  std::string tmpl = BaseDir() + "/difftest." + std::to_string(::getpid()) + ".XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (::mkdtemp(buf.data()) == nullptr) return Div("setup", "mkdtemp: " + ErrName(errno), 0);
+  if (::mkdtemp(buf.data()) == nullptr) return Div("setup", "mkdtemp " + tmpl + ": " + ErrName(errno), 0);
   top_ = buf.data();
   ::chmod(top_.c_str(), 0755);  // the unprivileged workers must reach both mounts
   ref_mnt_ = top_ + "/ref";
@@ -388,6 +406,7 @@ std::optional<Divergence> Harness::Run(const Op& op, size_t index) {
     return Div(std::string("hang in ") + KindName(op.kind),
                "pmemfs did not answer within " + std::to_string(cfg_.op_timeout_ms / 1000) + " s (or the worker died)", index);
   if (p.ret == -1 && p.err == ENOTCONN) return Div("daemon died", "pmemfs answered ENOTCONN: the daemon is gone", index);
+  if (p.synthetic) not_run_.push_back(index);
   bool handled = false;
   if (auto d = ModelNoSpace(op, p, index, &handled)) return d;
   if (!handled && op.kind == Kind::kOpen && (op.flags & __O_TMPFILE) == __O_TMPFILE && p.ret == -1 && p.err == EOPNOTSUPP) {

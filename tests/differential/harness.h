@@ -84,6 +84,9 @@ class Harness {
   std::string DaemonLogTail(size_t lines = 25) const;
   // When set, every op is appended as a readable line with what it returned.
   void set_trace(std::vector<std::string>* trace) { trace_ = trace; }
+  // Indices of the ops Run() did not execute on either side (a descriptor slot that was not
+  // open in its worker): they change nothing, so a minimiser may drop them.
+  const std::vector<size_t>& not_run() const { return not_run_; }
 
  private:
   std::optional<Divergence> Compare(const Op& op, const Outcome& p, const Outcome& t, size_t index);
@@ -116,13 +119,18 @@ class Harness {
   Clock clock_;
   Stats stats_;
   std::vector<std::string>* trace_ = nullptr;
+  std::vector<size_t> not_run_;
 };
 
 bool SizeKeepingCall(const Op& op);
 bool NoIdChown(const Op& op);
 
+// Where the regions and mounts go: $PMEMFS_TEST_DIR (scripts/test.sh gives each run one),
+// else /dev/shm.
+std::string BaseDir();
+
 // Removes what earlier runs that were killed left behind (mounts and directories named
-// /dev/shm/difftest.PID.* whose PID is gone).
+// BaseDir()/difftest.PID.* whose PID is gone).
 void SweepStale();
 
 }  // namespace pmemfs::difftest

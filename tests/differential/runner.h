@@ -20,6 +20,7 @@ struct RunOptions {
   uint64_t max_epoch_ops = 4000; // ops per epoch (a failing epoch is what gets minimised)
   double minimise_seconds = 600;
   bool keep_going = false;       // after a divergence, report it and go on with the next epoch
+  std::vector<std::string> known;  // signatures containing one of these are reported, not minimised
   Config config;
 };
 
@@ -37,7 +38,8 @@ RunResult RunRandom(const RunOptions& opts);
 
 // Replays `ops` on fresh targets; the first divergence, or the one Finish() finds. With
 // `trace`, each op is appended with its outcome on pmemfs.
-std::optional<Divergence> Replay(const std::vector<Op>& ops, const Config& cfg, std::vector<std::string>* trace = nullptr);
+std::optional<Divergence> Replay(const std::vector<Op>& ops, const Config& cfg, std::vector<std::string>* trace = nullptr,
+                                 std::vector<size_t>* not_run = nullptr);
 
 // Delta debugging: the smallest subsequence of `ops` (1-minimal when the budget allows)
 // whose replay still diverges with `signature`.
@@ -45,7 +47,8 @@ std::vector<Op> Minimise(std::vector<Op> ops, const std::string& signature, cons
                          int* replays);
 
 // Environment knobs (README): PMEMFS_DIFF_SEED, PMEMFS_DIFF_SECONDS, PMEMFS_DIFF_EPOCH_OPS,
-// PMEMFS_DIFF_MINIMISE_SECONDS, PMEMFS_DIFF_REGION_MB, PMEMFS_DIFF_KEEP_GOING.
+// PMEMFS_DIFF_MINIMISE_SECONDS, PMEMFS_DIFF_REGION_MB, PMEMFS_DIFF_KEEP_GOING, PMEMFS_DIFF_KNOWN
+// (';'-separated substrings of signatures already reported: not minimised again).
 RunOptions OptionsFromEnv(double default_seconds);
 
 }  // namespace pmemfs::difftest
