@@ -15,6 +15,7 @@ struct Side {
   std::string root;                   // absolute path of the tree's root on this target
   bool reference = false;             // the tmpfs side
   bool emulate_zero_range = true;     // reference: FALLOC_FL_ZERO_RANGE as ext4 does it (exec.cc)
+  std::string clock_file;             // reference: a file of this worker's, outside the tree (exec.cc)
   std::unordered_map<int, int> fds;   // slot -> descriptor
 };
 

@@ -495,7 +495,7 @@ Op Generator::Next(Harness& h) {
   } else {
     op = PathOp(h);
   }
-  op.probe = op.kind != Kind::kClose && P(0.02);
+  op.probe = op.kind != Kind::kClose && P(0.08);
   return op;
 }
 

@@ -293,12 +293,24 @@ std::optional<Divergence> Harness::Setup() {
   struct statvfs sv;
   if (::statvfs(pm_->mnt().c_str(), &sv) != 0) return Div("setup", "statvfs: " + ErrName(errno), 0);
   total_blocks_ = sv.f_blocks;
-  workers_ = std::make_unique<Workers>(ids_, proot_, troot_, cfg_.emulate_zero_range);
+  // Each worker's scratch file for BumpTimestampFloor (exec.cc), on the reference, outside
+  // the tree, owned by the worker's user.
+  const std::string clock_prefix = ref_mnt_ + "/clock.";
+  for (size_t w = 0; w < ids_.size(); ++w) {
+    std::string f = clock_prefix + std::to_string(w);
+    int fd = ::open(f.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 || ::fchown(fd, ids_[w].uid, ids_[w].gid) != 0) return Div("setup", "clock file " + f + ": " + ErrName(errno), 0);
+    ::close(fd);
+  }
+  workers_ = std::make_unique<Workers>(ids_, proot_, troot_, clock_prefix, cfg_.emulate_zero_range);
   return std::nullopt;
 }
 
 const std::vector<Node>& Harness::Tree() {
-  if (tree_stale_) {
+  // A view a few calls old only makes the generator pick a name that has just gone (a
+  // call that fails alike on both sides): refreshed at most every fourth call.
+  if (tree_stale_ && (tree_.empty() || stats_.ops >= tree_ops_ + 4)) {
+    tree_ops_ = stats_.ops;
     Timer timer(&stats_.t_view);
     std::string err;
     if (!Walk(troot_, &tree_, &err, false)) tree_.clear();

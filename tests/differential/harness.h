@@ -113,6 +113,7 @@ class Harness {
   std::map<int, SlotInfo> slots_;
   std::vector<Node> tree_;
   bool tree_stale_ = true;
+  uint64_t tree_ops_ = 0;  // stats_.ops when the view was taken
   int64_t tree_bytes_ = 0;
   uint64_t total_blocks_ = 0, free_blocks_ = 0;
   bool free_stale_ = true;

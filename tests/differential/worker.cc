@@ -64,7 +64,7 @@ bool RecvMsg(int fd, std::string* m, int timeout_ms) {
 }
 
 [[noreturn]] void WorkerMain(int sock, const Identity& id, const std::string& pmem_root, const std::string& ref_root,
-                             bool emulate_zero_range) {
+                             const std::string& clock_file, bool emulate_zero_range) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::chdir("/") != 0) ::_exit(3);  // never pin a mount with a working directory
   if (id.uid != 0 || id.gid != 0) {
@@ -78,6 +78,7 @@ bool RecvMsg(int fd, std::string* m, int timeout_ms) {
   sides[1].root = ref_root;
   sides[1].reference = true;
   sides[1].emulate_zero_range = emulate_zero_range;
+  sides[1].clock_file = clock_file;
   for (std::string req; RecvMsg(sock, &req, -1);) {
     std::string resp;
     if (req.size() < 2) ::_exit(5);
@@ -102,7 +103,7 @@ bool RecvMsg(int fd, std::string* m, int timeout_ms) {
 }  // namespace
 
 Workers::Workers(const std::vector<Identity>& ids, const std::string& pmem_root, const std::string& ref_root,
-                 bool emulate_zero_range) {
+                 const std::string& clock_prefix, bool emulate_zero_range) {
   for (const auto& id : ids) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
@@ -111,7 +112,8 @@ Workers::Workers(const std::vector<Identity>& ids, const std::string& pmem_root,
     if (pid == 0) {
       ::close(sv[0]);
       for (auto& w : workers_) ::close(w.sock);
-      WorkerMain(sv[1], id, pmem_root, ref_root, emulate_zero_range);
+      WorkerMain(sv[1], id, pmem_root, ref_root,
+                 clock_prefix.empty() ? "" : clock_prefix + std::to_string(workers_.size()), emulate_zero_range);
     }
     ::close(sv[1]);
     workers_.push_back(Worker{id, pid, sv[0]});

@@ -20,8 +20,9 @@ struct Identity {
 class Workers {
  public:
   // Forks one worker per identity; side 0 is rooted at roots[0] (pmemfs), side 1 at roots[1].
+  // Worker w finds its scratch file for timestamps at clock_prefix + w on the reference.
   Workers(const std::vector<Identity>& ids, const std::string& pmem_root, const std::string& ref_root,
-          bool emulate_zero_range = true);
+          const std::string& clock_prefix = "", bool emulate_zero_range = true);
   ~Workers();
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
