@@ -21,9 +21,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-MODE=full RUNS=3 FIO_SECS=2 FIO_SIZE=256M META_N=100000 META_RUNS=1 TAR_FILES=20000 BIG_FILES=1000000
+MODE=full RUNS=3 FIO_SECS=2 FIO_SIZE=256M META_N=100000 META_RUNS=1 TAR_FILES=20000 BIG_FILES=1000000 SHM_REGION=4G
 if [[ ${1:-} == --smoke ]]; then
-  MODE=smoke RUNS=1 FIO_SECS=1 FIO_SIZE=16M META_N=2000 META_RUNS=1 TAR_FILES=1000 BIG_FILES=20000
+  # The smoke run's region is RAM in /dev/shm: small enough for scripts/test.sh's budget.
+  MODE=smoke RUNS=1 FIO_SECS=1 FIO_SIZE=16M META_N=2000 META_RUNS=1 TAR_FILES=1000 BIG_FILES=20000 SHM_REGION=512M
 fi
 
 ./scripts/install-deps.sh >/dev/null
@@ -32,7 +33,7 @@ B=$ROOT/build/bin
 OUT=$ROOT/bench/results/$(date -u +%Y-%m-%dT%H%M)-$MODE
 mkdir -p "$OUT/fio"
 WORK=$(mktemp -d /tmp/pmemfs-bench.XXXXXX)
-SHM=$(mktemp -d /dev/shm/pmemfs-bench.XXXXXX)
+SHM=$(mktemp -d "${PMEMFS_TEST_DIR:-/dev/shm}/pmemfs-bench.XXXXXX")  # RAM: under scripts/test.sh's run directory
 DISK_REGION=/var/tmp/pmemfs-bench-region
 PIDS=()
 
@@ -43,6 +44,7 @@ cleanup() {
   rm -rf "$WORK" "$SHM" "$DISK_REGION" /var/tmp/pmemfs-bench-big
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP  # so that cleanup also runs when interrupted
 
 wait_mounted() { for _ in $(seq 400); do mountpoint -q "$1" && return 0; sleep 0.025; done; echo "mount of $1 failed" >&2; return 1; }
 
@@ -60,7 +62,7 @@ mkdir -p "$SHM/tmpfs" "$SHM/pt-src" "$SHM/ptdp-src" "$WORK/mnt-pt" "$WORK/mnt-pt
 PIDS+=($!)
 "$WORK/passthrough_ll" -o source="$SHM/ptdp-src",default_permissions -f "$WORK/mnt-ptdp" >"$WORK/ptdp.log" 2>&1 &
 PIDS+=($!)
-"$B/mkfs.pmemfs" -f --size 4G "$SHM/region" >/dev/null
+"$B/mkfs.pmemfs" -f --size "$SHM_REGION" "$SHM/region" >/dev/null
 "$B/pmemfs" "$SHM/region" "$WORK/mnt-shm" -f >"$WORK/shm.log" 2>&1 &
 PIDS+=($!)
 "$B/mkfs.pmemfs" -f --size 4G "$DISK_REGION" >/dev/null

@@ -1,16 +1,17 @@
 // fsck.pmemfs: checks (and with -y repairs) a pmemfs region. Exit codes as e2fsck's:
 // 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error.
+//
+// The region is checked in place (src/fs/check.h): -n maps it read-only and never writes;
+// memory grows with the metadata in use, not with the region's size.
 #include <getopt.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <memory>
 #include <string>
-#include <vector>
 
 #include "fs/check.h"
-#include "pmem/dram_region.h"
 #include "pmem/pmem2_region.h"
 
 using namespace pmemfs;
@@ -21,9 +22,9 @@ void Usage(FILE* f) {
   std::fprintf(f,
                "usage: fsck.pmemfs [-n | -y] [-q] REGION\n"
                "  -n  check only, change nothing (default); a journal that needs replaying is\n"
-               "      replayed into a private copy of the region\n"
-               "  -y  check and repair what can be repaired safely\n"
-               "  -q  print problems only, no progress\n"
+               "      checked as a mount would replay it, without writing\n"
+               "  -y  check and repair; the journal is replayed and left checkpointed\n"
+               "  -q  print problems only, no progress or notes\n"
                "exit: 0 clean, 1 errors corrected, 4 errors left uncorrected, 8 operational error\n");
 }
 
@@ -46,7 +47,8 @@ int main(int argc, char** argv) {
     return 8;
   }
   std::string path = argv[optind];
-  // The exclusive lock refuses a mounted region: checking a live filesystem proves nothing.
+  spdlog::set_level(spdlog::level::warn);  // the filesystem layer's notes (lost+found repair)
+  // The lock refuses a mounted region: checking a live filesystem proves nothing.
   auto region = pmem::Pmem2Region::Open(path, {.read_only = !repair, .lock = true});
   if (!region.ok()) {
     if (region.code() == EBUSY)
@@ -55,26 +57,24 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "fsck.pmemfs: %s: %s\n", path.c_str(), region.error().Message().c_str());
     return 8;
   }
-  pmem::Region* target = region->get();
-  std::unique_ptr<pmem::DramRegion> copy;
-  if (!repair) {
-    // Check a private copy: the journal may need replaying, and -n writes nothing.
-    copy = std::make_unique<pmem::DramRegion>((*region)->size());
-    std::memcpy(copy->base(), (*region)->base(), (*region)->size());
-    target = copy.get();
-  }
   fs::CheckOptions opts;
   opts.repair = repair;
   opts.report = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
-  bool tty = isatty(STDERR_FILENO);
-  if (!quiet) {
-    opts.progress = [tty](const char* phase, int pct) {
-      if (tty) std::fprintf(stderr, "\r%s: %3d%%", phase, pct), std::fflush(stderr);
-      else if (pct % 10 == 0) std::fprintf(stderr, "%s: %d%%\n", phase, pct);
+  if (!quiet) opts.info = [](const std::string& line) { std::printf("note: %s\n", line.c_str()); };
+  // Progress on a terminal only, and only once the check has taken more than a second.
+  const bool tty = isatty(STDERR_FILENO);
+  const auto start = std::chrono::steady_clock::now();
+  bool shown = false;
+  if (!quiet && tty) {
+    opts.progress = [&](const char* phase, int pct) {
+      if (std::chrono::steady_clock::now() - start < std::chrono::seconds(1)) return;
+      std::fprintf(stderr, "\r%-14s %3d%%", phase, pct);
+      std::fflush(stderr);
+      shown = true;
     };
   }
-  fs::CheckResult r = fs::Check(*target, opts);
-  if (!quiet && tty) std::fprintf(stderr, "\r");
+  fs::CheckResult r = fs::Check(**region, opts);
+  if (shown) std::fprintf(stderr, "\r%-20s\r", "");
   int code = r.ExitCode();
   if (!quiet || code != 0) {
     std::printf("%s: %llu problem%s found, %llu fixed -> %s\n", path.c_str(), (unsigned long long)r.problems,

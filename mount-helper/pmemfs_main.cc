@@ -4,10 +4,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <limits.h>
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +19,7 @@
 #include "fs/filesystem.h"
 #include "fs/fuse_ops.h"
 #include "pmem/pmem2_region.h"
+#include "region_file.h"
 
 using namespace pmemfs;
 
@@ -28,14 +33,66 @@ void Usage(FILE* f) {
                "  -o ro           mount read-only\n"
                "  -o user_immutable  let a file's owner set/clear user.pmemfs.immutable_extents\n"
                "  -o log_level=L  trace, debug, info (default), warn, error, off\n"
+               "  -o overmount    allow MOUNTPOINT to be a mount already (stack on top of it)\n"
                "  other -o options go to FUSE (allow_other, ...); default_permissions is always on\n");
+}
+
+// A mountinfo path field with its octal escapes (\040 for a space, ...) decoded.
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      out += static_cast<char>(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// "TYPE from SOURCE" of the mount whose mount point is `dir` (a canonical path), or "".
+std::string MountAt(const std::string& dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string found;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ss(line);
+    std::string id, parent, dev, root, point;
+    ss >> id >> parent >> dev >> root >> point;
+    if (Unescape(point) != dir) continue;
+    size_t dash = line.find(" - ");
+    std::istringstream rest(dash == std::string::npos ? "" : line.substr(dash + 3));
+    std::string type, source;
+    rest >> type >> source;
+    found = type + " from " + Unescape(source);  // the last one listed is the top of the stack
+  }
+  return found;
+}
+
+// Refuses mount points that do not exist, are not directories, are dead FUSE mounts, or
+// (without -o overmount) are mounts already. Returns the message, or "".
+std::string CheckMountPoint(const std::string& mnt, bool overmount) {
+  struct stat st {};
+  if (::stat(mnt.c_str(), &st) != 0) {
+    if (errno == ENOTCONN)
+      return "mount point " + mnt + " is a dead FUSE mount (Transport endpoint is not connected); unmount it first: fusermount3 -u " + mnt;
+    if (errno == ENOENT) return "mount point " + mnt + " does not exist";
+    return "mount point " + mnt + ": " + std::strerror(errno);
+  }
+  if (!S_ISDIR(st.st_mode)) return "mount point " + mnt + " is not a directory";
+  char canon[PATH_MAX];
+  if (!realpath(mnt.c_str(), canon)) return "mount point " + mnt + ": " + std::strerror(errno);
+  if (std::string what = MountAt(canon); !what.empty() && !overmount)
+    return "mount point " + mnt + " is already a mount (" + what + "); unmount it first (fusermount3 -u " + mnt +
+           "), or pass -o overmount to mount on top of it";
+  return "";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> positional, fuse_opts;
-  bool foreground = false, debug = false, read_only = false, user_immutable = false;
+  bool foreground = false, debug = false, read_only = false, user_immutable = false, overmount = false;
   std::string log_level = "info";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -55,6 +112,7 @@ int main(int argc, char** argv) {
         if (o.empty()) continue;
         if (o.rfind("log_level=", 0) == 0) log_level = o.substr(10);
         else if (o == "user_immutable") user_immutable = true;
+        else if (o == "overmount") overmount = true;
         else if (o == "ro") read_only = true, fuse_opts.push_back(o);
         else if (o == "rw") read_only = false;
         else if (o == "default_permissions" || o.rfind("fsname=", 0) == 0 || o.rfind("subtype=", 0) == 0) continue;
@@ -82,10 +140,12 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("pmemfs"));
   spdlog::set_level(level);
 
-  struct stat st {};
-  if (stat(mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return std::fprintf(stderr, "pmemfs: mount point %s is not a directory\n", mountpoint.c_str()), 1;
-  }
+  if (std::string bad = CheckMountPoint(mountpoint, overmount); !bad.empty())
+    return std::fprintf(stderr, "pmemfs: %s\n", bad.c_str()), 1;
+  // Whoever can open the region can read and change every file: say so when that is everyone.
+  std::string permission_warning;
+  if (struct stat rst {}; ::stat(region_path.c_str(), &rst) == 0) permission_warning = cli::PermissionWarning(region_path, rst);
+  if (!permission_warning.empty()) spdlog::warn("{}", permission_warning);
   auto region = pmem::Pmem2Region::Open(region_path, {.read_only = read_only, .lock = true});
   if (!region.ok()) {
     if (region.code() == EBUSY)
@@ -119,6 +179,7 @@ int main(int argc, char** argv) {
       auto logger = spdlog::syslog_logger_mt("pmemfs-syslog", "pmemfs", LOG_PID, LOG_DAEMON);
       logger->set_level(level);
       spdlog::set_default_logger(logger);
+      if (!permission_warning.empty()) spdlog::warn("{}", permission_warning);
     }
   };
   int rc = fs::ServeFuse(**fs, so);

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       libfuse3-dev fuse3 libpmem2-dev libspdlog-dev libblkid-dev libxxhash-dev
       libgtest-dev libgmock-dev libbenchmark-dev
-      attr fio tar util-linux coreutils bc)
+      attr fio tar util-linux coreutils bc strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,10 @@
 // libpmemfs: the client side of the direct-mapping protocol (src/common/lease_protocol.h).
 //
+// The region is reached only through mappings (open, fstat, mmap, close): the same code
+// serves a device-dax, which supports nothing else, and every mapping's offset and length
+// is a multiple of the region's mapping alignment (src/common/devdax.h, which also holds
+// the PMEMFS_TEST_DEVDAX emulation).
+//
 // A mapping is one address range, reserved with libpmem2 (pmem2_vm_reservation) at the
 // file's alignment, holding one pmem2 mapping per extent of the file, placed at the
 // extent's file offset. libpmem2 picks MAP_SYNC on fsdax and devdax where it applies and
@@ -12,6 +17,7 @@
 #include <libpmem2.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,11 +28,12 @@
 #include <mutex>
 #include <vector>
 
+#include "common/devdax.h"
 #include "common/lease_protocol.h"
 
 namespace {
 
-thread_local char g_error[256];
+thread_local char g_error[512];
 
 void SetError(const char* fmt, ...) {
   va_list ap;
@@ -38,6 +45,7 @@ void SetError(const char* fmt, ...) {
 struct Mapping {
   char* addr = nullptr;
   size_t len = 0;
+  int prot = PROT_READ;  // PROT_READ, or PROT_READ | PROT_WRITE
   int lease_fd = -1;  // private duplicate: the lease lives with it
   int region_fd = -1;
   pmem2_source* src = nullptr;
@@ -87,11 +95,97 @@ bool TakeLease(int fd, pmemfs_lease_reply* head, std::vector<pmemfs_lease_extent
 
 int Pmem2Errno(int rc) { return rc < 0 && rc > -4096 ? -rc : EINVAL; }
 
-}  // namespace
+// Opens the region the daemon named with the caller's own credentials (its permissions are
+// the gate), for writing only when `write`; learns the device's rules (src/common/devdax.h);
+// and checks that it holds the filesystem the daemon serves: the uuid is read through a
+// read-only mapping of the region's first alignment unit (a device-dax cannot be read(2)).
+bool OpenRegion(const pmemfs_lease_reply& head, bool write, Mapping* m, pmemfs::devdax::Rules* rules) {
+  m->region_fd = open(head.region_path, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (m->region_fd < 0) {
+    int err = errno;
+    SetError("cannot open the region %s: %s", head.region_path, std::strerror(err));
+    errno = err;
+    return false;
+  }
+  struct stat st {};
+  size_t pmem2_align = 0;
+  int rc = fstat(m->region_fd, &st) != 0 ? -errno : 0;
+  if (!rc) rc = pmem2_source_from_fd(&m->src, m->region_fd);
+  if (!rc) rc = pmem2_source_alignment(m->src, &pmem2_align);
+  if (rc) {
+    SetError("%s: %s", head.region_path, pmem2_errormsg());
+    errno = Pmem2Errno(rc);
+    return false;
+  }
+  auto r = pmemfs::devdax::RulesFor(S_ISCHR(st.st_mode), pmem2_align);
+  pmemfs::Status prepared = r.ok() ? pmemfs::devdax::PrepareGranularity(*r) : pmemfs::Status(r.error());
+  if (!prepared.ok()) {
+    SetError("%s", prepared.error().Message().c_str());
+    errno = prepared.code();
+    return false;
+  }
+  *rules = *r;
 
-extern "C" {
+  pmem2_config* cfg = nullptr;
+  pmem2_map* sb = nullptr;
+  rc = pmem2_config_new(&cfg);
+  if (!rc) rc = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
+  if (!rc) rc = pmem2_config_set_protection(cfg, PMEM2_PROT_READ);
+  if (!rc) rc = pmem2_config_set_offset(cfg, 0);
+  if (!rc) rc = pmem2_config_set_length(cfg, rules->align);
+  if (!rc) rc = pmem2_map_new(&sb, cfg, m->src);
+  if (cfg) pmem2_config_delete(&cfg);
+  if (rc) {
+    SetError("mapping the superblock of %s: %s", head.region_path, pmem2_errormsg());
+    errno = Pmem2Errno(rc);
+    return false;
+  }
+  bool same = std::memcmp(static_cast<const char*>(pmem2_map_get_address(sb)) + PMEMFS_SB_UUID_OFFSET, head.uuid,
+                          sizeof(head.uuid)) == 0;
+  pmem2_map_delete(&sb);
+  if (!same) {
+    SetError("%s does not hold the filesystem this file is on", head.region_path);
+    errno = ESTALE;
+    return false;
+  }
+  return true;
+}
 
-void* pmemfs_map(int fd, size_t* len) {
+// The file's extents below `len` as maximal runs (logically and physically contiguous
+// extents merged), each clipped to `len`: an alignment unit may span two extents, but a
+// mapping must be one run at multiples of the region's alignment.
+std::vector<pmemfs_lease_extent> Runs(const std::vector<pmemfs_lease_extent>& extents, uint64_t len) {
+  std::vector<pmemfs_lease_extent> runs;
+  for (const pmemfs_lease_extent& e : extents) {
+    if (e.file_off >= len) break;
+    uint64_t n = std::min<uint64_t>(e.len, len - e.file_off);
+    if (!runs.empty()) {
+      pmemfs_lease_extent& last = runs.back();
+      if (last.file_off + last.len == e.file_off && last.region_off + last.len == e.region_off) {
+        last.len += n;
+        continue;
+      }
+    }
+    runs.push_back({e.file_off, e.region_off, n});
+  }
+  return runs;
+}
+
+// prot: PROT_READ or PROT_READ|PROT_WRITE; -1: the most the lease allows.
+void* Map(int fd, size_t* len, int prot) {
+  // What mmap(2) requires of the descriptor, checked first as the kernel does.
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) {
+    SetError("fcntl: %s", std::strerror(errno));
+    return nullptr;
+  }
+  int accmode = fl & O_ACCMODE;
+  if (accmode == O_WRONLY || (prot != -1 && (prot & PROT_WRITE) && accmode != O_RDWR)) {
+    SetError(accmode == O_WRONLY ? "a mapping needs a descriptor open for reading"
+                                 : "a writable mapping needs a descriptor open for reading and writing");
+    errno = EACCES;
+    return nullptr;
+  }
   auto m = std::make_unique<Mapping>();
   m->lease_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (m->lease_fd < 0) {
@@ -102,21 +196,16 @@ void* pmemfs_map(int fd, size_t* len) {
   std::vector<pmemfs_lease_extent> extents;
   if (!TakeLease(m->lease_fd, &head, &extents)) return nullptr;
   head.region_path[sizeof(head.region_path) - 1] = '\0';
-
-  m->region_fd = open(head.region_path, O_RDWR | O_CLOEXEC);
-  if (m->region_fd < 0) {
-    int err = errno;
-    SetError("cannot open the region %s: %s", head.region_path, std::strerror(err));
-    errno = err;
+  const bool may_write = head.access & PMEMFS_LEASE_WRITE;
+  if (prot != -1 && (prot & PROT_WRITE) && !may_write) {
+    SetError("the lease allows reading only (a read-only filesystem, or no write access to the region)");
+    errno = EACCES;
     return nullptr;
   }
-  uint8_t uuid[16];
-  if (pread(m->region_fd, uuid, sizeof(uuid), PMEMFS_SB_UUID_OFFSET) != sizeof(uuid) ||
-      std::memcmp(uuid, head.uuid, sizeof(uuid)) != 0) {
-    SetError("%s does not hold the filesystem this file is on", head.region_path);
-    errno = ESTALE;
-    return nullptr;
-  }
+  const bool write = prot == -1 ? may_write : (prot & PROT_WRITE) != 0;
+  m->prot = write ? PROT_READ | PROT_WRITE : PROT_READ;
+  pmemfs::devdax::Rules rules;
+  if (!OpenRegion(head, write, m.get(), &rules)) return nullptr;
 
   const size_t align = head.align ? head.align : 4096;
   m->len = (head.file_size + align - 1) / align * align;
@@ -125,31 +214,43 @@ void* pmemfs_map(int fd, size_t* len) {
     errno = EINVAL;
     return nullptr;
   }
-  int rc = pmem2_source_from_fd(&m->src, m->region_fd);
-  // libpmem2 places reservations on 2 MiB boundaries (its mapping alignment) and sizes them
-  // in 2 MiB units; a larger extent alignment (1 GiB) is honoured by probing for a free
-  // range of len + align and reserving at its aligned start.
+  std::vector<pmemfs_lease_extent> runs = Runs(extents, m->len);
+  for (const pmemfs_lease_extent& r : runs) {
+    if (!pmemfs::devdax::MapAllowed(rules, r.region_off, r.len)) {
+      SetError("%s: file offset %llu maps region bytes [%llu, +%llu), not multiples of the region's mapping alignment "
+               "%llu%s (%s); set the flag again with -v 1",
+               head.region_path, (unsigned long long)r.file_off, (unsigned long long)r.region_off,
+               (unsigned long long)r.len, (unsigned long long)rules.align, rules.emulated ? " (PMEMFS_TEST_DEVDAX)" : "",
+               pmemfs::devdax::kMapRule);
+      errno = EINVAL;
+      return nullptr;
+    }
+  }
+  // libpmem2 wants reservations at multiples of its own mapping alignment (2 MiB here);
+  // the address must also be a multiple of the file's and the region's alignment (1 GiB
+  // is honoured by probing for a free range of len + align and reserving at its aligned
+  // start). The reservation's length is a multiple of all of them.
   constexpr size_t kPmem2Align = 2u << 20;
-  const size_t rsv_align = std::max(align, kPmem2Align);
-  const size_t rsv_len = (m->len + kPmem2Align - 1) / kPmem2Align * kPmem2Align;
-  void* probe = rc ? MAP_FAILED : mmap(nullptr, rsv_len + rsv_align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  const size_t rsv_align = std::max({align, kPmem2Align, static_cast<size_t>(rules.align)});
+  const size_t rsv_len = (m->len + rsv_align - 1) / rsv_align * rsv_align;
+  int rc = 0;
+  void* probe = mmap(nullptr, rsv_len + rsv_align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (probe != MAP_FAILED) {
     uintptr_t a = (reinterpret_cast<uintptr_t>(probe) + rsv_align - 1) & ~(uintptr_t{rsv_align} - 1);
     munmap(probe, rsv_len + rsv_align);
     rc = pmem2_vm_reservation_new(&m->rsv, reinterpret_cast<void*>(a), rsv_len);
-  } else if (!rc) {
+  } else {
     rc = -ENOMEM;
   }
   pmem2_config* cfg = nullptr;
   if (!rc) rc = pmem2_config_new(&cfg);
   if (!rc) rc = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
-  for (size_t i = 0; !rc && i < extents.size(); ++i) {
-    const pmemfs_lease_extent& e = extents[i];
-    if (e.file_off >= m->len) break;
-    size_t n = std::min<uint64_t>(e.len, m->len - e.file_off);
-    rc = pmem2_config_set_offset(cfg, e.region_off);
-    if (!rc) rc = pmem2_config_set_length(cfg, n);
-    if (!rc) rc = pmem2_config_set_vm_reservation(cfg, m->rsv, e.file_off);
+  if (!rc && !write) rc = pmem2_config_set_protection(cfg, PMEM2_PROT_READ);
+  for (size_t i = 0; !rc && i < runs.size(); ++i) {
+    const pmemfs_lease_extent& r = runs[i];
+    rc = pmem2_config_set_offset(cfg, r.region_off);
+    if (!rc) rc = pmem2_config_set_length(cfg, r.len);
+    if (!rc) rc = pmem2_config_set_vm_reservation(cfg, m->rsv, r.file_off);
     pmem2_map* map = nullptr;
     if (!rc) rc = pmem2_map_new(&map, cfg, m->src);
     if (!rc) m->maps.push_back(map);
@@ -171,6 +272,32 @@ void* pmemfs_map(int fd, size_t* len) {
   void* addr = m->addr;
   g_maps.push_back(std::move(m));
   return addr;
+}
+
+}  // namespace
+
+extern "C" {
+
+void* pmemfs_map(int fd, size_t* len) { return Map(fd, len, -1); }
+
+void* pmemfs_map_prot(int fd, size_t* len, int prot) {
+  if (prot != PROT_READ && prot != (PROT_READ | PROT_WRITE)) {
+    SetError("prot must be PROT_READ or PROT_READ|PROT_WRITE");
+    errno = EINVAL;
+    return nullptr;
+  }
+  return Map(fd, len, prot);
+}
+
+int pmemfs_mapping_prot(const void* addr) {
+  const char* p = static_cast<const char*>(addr);
+  std::lock_guard lk(g_mu);
+  for (const auto& m : g_maps) {
+    if (p >= m->addr && p < m->addr + m->len) return m->prot;
+  }
+  SetError("not a pmemfs mapping");
+  errno = EINVAL;
+  return -1;
 }
 
 int pmemfs_unmap(void* addr) {

@@ -2,6 +2,11 @@
 // pmemfs file with immutable extents is served by libpmemfs's direct mapping, and msync()
 // on it persists with CPU cache flushes instead of entering the kernel.
 //
+// The mapping has the protection asked for: PROT_READ gives a read-only direct mapping, and
+// MAP_SHARED|PROT_WRITE on a descriptor not open O_RDWR goes to the kernel, which answers
+// EACCES (as it would for any file); a read-only lease (a read-only mount) with PROT_WRITE
+// falls back to the kernel too.
+//
 // Everything else goes to the real libc functions: a file not on FUSE costs one fstatfs;
 // a FUSE file that is not a flagged pmemfs file costs one ioctl more, and then falls back
 // to the kernel's mmap (so does a process that cannot open the region: EACCES). fork()
@@ -13,6 +18,7 @@
 // as for a mapping that cannot be extended.
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/statfs.h>
 
@@ -73,14 +79,19 @@ bool IsDirect(void* addr, size_t len) {
   return true;
 }
 
-void* DirectMap(size_t len, int flags, int fd, off_t off) {
+void* DirectMap(size_t len, int prot, int flags, int fd, off_t off) {
   const int type = flags & MAP_TYPE;  // MAP_SHARED_VALIDATE comes with MAP_SYNC (fio, libpmem)
   if (fd < 0 || (type != MAP_SHARED && type != MAP_SHARED_VALIDATE) || (flags & MAP_FIXED) || off < 0) return nullptr;
+  // A descriptor that does not allow what is asked: the kernel answers EACCES itself
+  // (MAP_SHARED|PROT_WRITE needs O_RDWR, any mapping needs read access).
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || (fl & O_ACCMODE) == O_WRONLY || ((prot & PROT_WRITE) && (fl & O_ACCMODE) != O_RDWR)) return nullptr;
   struct statfs sfs;
   if (fstatfs(fd, &sfs) != 0 || sfs.f_type != kFuseSuperMagic) return nullptr;
   int saved = errno;
   size_t map_len = 0;
-  void* base = pmemfs_map(fd, &map_len);
+  // Read-only unless writing is asked: a stray store then faults, as with the kernel's mapping.
+  void* base = pmemfs_map_prot(fd, &map_len, (prot & PROT_WRITE) ? PROT_READ | PROT_WRITE : PROT_READ);
   errno = saved;
   if (!base) return nullptr;  // not flagged, not pmemfs, or the region is not ours to open
   if (static_cast<size_t>(off) > map_len || len > map_len - off) {
@@ -100,7 +111,7 @@ extern "C" {
 void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
   // Without MAP_FIXED `addr` is only a hint (libpmem passes one): the direct mapping
   // chooses its own aligned address.
-  if (void* p = DirectMap(len, flags, fd, off)) return p;
+  if (void* p = DirectMap(len, prot, flags, fd, off)) return p;
   return RealMmap()(addr, len, prot, flags, fd, off);
 }
 

@@ -8,8 +8,17 @@
  * it). While any lease on a file exists its extents cannot change: clearing the flag
  * answers EBUSY.
  *
+ * Access (version 2): the reply says what the lease allows, `access`: always
+ * PMEMFS_LEASE_READ, and PMEMFS_LEASE_WRITE only when the descriptor was opened O_RDWR, the
+ * filesystem is writable (not -o ro, no sticky error), and the caller could open the
+ * region for writing itself. A client maps PROT_READ unless it has PMEMFS_LEASE_WRITE.
+ * The daemon grants a lease only to a caller that could open the region itself (mode bits
+ * of the region against the caller's fsuid, fsgid and supplementary groups; CAP_DAC_OVERRIDE
+ * or, for reading, CAP_DAC_READ_SEARCH): a user who cannot map the file cannot hold its flag.
+ *
  * Errors: ENOTTY (not pmemfs), EINVAL (no immutable extents, bad version), ERANGE
- * (first_extent past the end).
+ * (first_extent past the end), EACCES (the descriptor is not open for reading, as mmap(2)
+ * requires, or the caller could not open the region for reading).
  *
  * The ioctl buffer is one struct pmemfs_lease_reply; the request occupies its first 16
  * bytes on the way in.
@@ -21,7 +30,9 @@
 #include <linux/ioctl.h>
 #include <stdint.h>
 
-#define PMEMFS_LEASE_VERSION 1
+#define PMEMFS_LEASE_VERSION 2 /* 2: `access` (was reserved in 1) */
+#define PMEMFS_LEASE_READ 1u
+#define PMEMFS_LEASE_WRITE 2u
 /* Where a client finds the filesystem's uuid in the region (the superblock's uuid field),
  * to check that the region path names the filesystem the daemon serves. */
 #define PMEMFS_SB_UUID_OFFSET 40
@@ -50,7 +61,7 @@ struct pmemfs_lease_reply {
   uint64_t total_extents;
   uint64_t first_extent;
   uint32_t count;        /* extents in this page */
-  uint32_t reserved;
+  uint32_t access;       /* PMEMFS_LEASE_READ, | PMEMFS_LEASE_WRITE when writing is allowed */
   struct pmemfs_lease_extent extents[PMEMFS_LEASE_EXTENTS];
 };
 

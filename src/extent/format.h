@@ -26,7 +26,7 @@ inline constexpr uint64_t kBlockSize = 4096;
 inline constexpr uint32_t kBlockShift = 12;
 inline constexpr uint64_t kMagic = 0x31305346'4D454D50ull;  // "PMEMFS01"
 inline constexpr uint16_t kMajor = 1;
-inline constexpr uint16_t kMinor = 1;  // 1: journal checksum XXH3-64
+inline constexpr uint16_t kMinor = 2;  // 1: journal checksum XXH3-64; 2: multi-block xattr runs
 // Feature masks: none defined yet. A mount refuses unknown incompat bits and mounts
 // read-only with unknown ro_compat bits.
 inline constexpr uint64_t kIncompatSupported = 0;
@@ -214,25 +214,33 @@ inline constexpr uint32_t DirentSlots(uint32_t name_len) {
 static_assert(DirentSlots(kMaxNameLen) == 5);
 
 // ---------------------------------------------------------------------------------------
-// Xattr block: one block per inode holding all its extended attributes, packed:
-// {u8 name_len, u8 reserved, u16 value_len, name, value} each padded to 4 bytes.
+// Xattr run: 1..kMaxXattrBlocks consecutive blocks holding all of an inode's extended
+// attributes, packed after the header: {u8 name_len, u8 value_len_hi, u16 value_len, name,
+// value}, each padded to 4 bytes; a value's length is value_len | value_len_hi << 16
+// (up to XATTR_SIZE_MAX, 64 KiB). A run is never changed in place: a change writes a new
+// run and switches the inode to it in one transaction (format 1.2; a 1.1 block is a run
+// of one block, nblocks 0).
 inline constexpr uint32_t kXattrBlockMagic = 0x52544158;  // "XATR"
+inline constexpr uint32_t kMaxXattrBlocks = 64;           // 256 KiB of xattrs per inode
 struct XattrBlockHeader {
   uint32_t magic;
   uint32_t count;
   uint32_t used;          // bytes of entries after the header
-  uint32_t reserved0;
+  uint32_t nblocks;       // blocks in the run; 0 means 1 (format 1.1)
   uint64_t owner;
   uint64_t reserved1;
 };
 static_assert(sizeof(XattrBlockHeader) == 32);
+static_assert(offsetof(XattrBlockHeader, nblocks) == 12);
 struct XattrEntry {
   uint8_t name_len;
-  uint8_t reserved;
-  uint16_t value_len;
+  uint8_t value_len_hi;   // bits 16..23 of the value length
+  uint16_t value_len;     // bits 0..15
 };
 static_assert(sizeof(XattrEntry) == 4);
-inline constexpr uint32_t kXattrSpace = kBlockSize - sizeof(XattrBlockHeader);
+inline constexpr uint32_t XattrRunSpace(uint32_t nblocks) {
+  return static_cast<uint32_t>(nblocks * kBlockSize - sizeof(XattrBlockHeader));
+}
 
 static_assert(std::is_trivially_copyable_v<Superblock> && std::is_trivially_copyable_v<StateBlock> &&
               std::is_trivially_copyable_v<JournalHeader> && std::is_trivially_copyable_v<Inode> &&

@@ -23,19 +23,19 @@ static uint64_t LogChecksum(const JournalHeader& h, const uint8_t* payload) {
   return XXH3_64bits_withSeed(&copy, sizeof(copy), XXH3_64bits(payload, h.payload_len));
 }
 
-Result<bool> Journal::Recover() {
+Result<std::vector<Journal::PendingRecord>> Journal::Pending() {
+  std::vector<PendingRecord> out;
   JournalHeader h;
   std::memcpy(&h, region_.base() + off_, sizeof(h));
   if (h.magic != format::kJournalMagic || std::memcmp(h.uuid, uuid_, sizeof(uuid_)) != 0) {
-    return false;  // empty, or never written by this format
+    return out;  // empty, or never written by this format
   }
   seq_ = h.seq;
-  if (h.payload_len > capacity()) return false;  // torn or foreign: not a committed log
+  if (h.payload_len > capacity()) return out;  // torn or foreign: not a committed log
   const uint8_t* payload = region_.base() + off_ + sizeof(h);
-  if (LogChecksum(h, payload) != h.checksum) return false;  // torn: the transaction never committed
-  if (h.nrec == 0) return false;                   // a checkpoint: clean shutdown
-
-  // Validate every record before touching anything.
+  if (LogChecksum(h, payload) != h.checksum) return out;  // torn: the transaction never committed
+  if (h.nrec == 0) return out;                             // a checkpoint: clean shutdown
+  // Validate every record before anything is used.
   uint64_t pos = 0;
   for (uint32_t i = 0; i < h.nrec; ++i) {
     if (pos + sizeof(JournalRecord) > h.payload_len) return Err(EUCLEAN, "journal: record overruns log");
@@ -46,18 +46,20 @@ Result<bool> Journal::Recover() {
         r.off < format::kBlockSize || (r.off < off_ + size_ && r.off + r.len > off_)) {
       return Err(EUCLEAN, "journal: record outside metadata");
     }
+    const uint8_t* data = payload + pos + sizeof(r);
+    out.push_back({r.off, std::vector<uint8_t>(data, data + r.len)});
     pos += sizeof(r) + padded;
   }
+  return out;
+}
+
+Result<bool> Journal::Recover() {
+  PMEMFS_ASSIGN_OR_RETURN(std::vector<PendingRecord> records, Pending());
+  if (records.empty()) return false;
   if (region_.read_only()) return Err(EROFS, "journal: replay needed on a read-only region");
-  pos = 0;
-  for (uint32_t i = 0; i < h.nrec; ++i) {
-    JournalRecord r;
-    std::memcpy(&r, payload + pos, sizeof(r));
-    region_.CopyFlush(r.off, payload + pos + sizeof(r), r.len);
-    pos += sizeof(r) + ((uint64_t{r.len} + 7) & ~7ull);
-  }
+  for (const PendingRecord& r : records) region_.CopyFlush(r.off, r.bytes.data(), r.bytes.size());
   region_.Drain();  // replayed state durable before the daemon changes anything
-  spdlog::info("journal: replayed transaction {} ({} records)", h.seq, h.nrec);
+  spdlog::info("journal: replayed transaction {} ({} records)", seq_, records.size());
   return true;
 }
 

@@ -30,6 +30,15 @@ class Journal {
   // a transaction was replayed. EUCLEAN when a valid-crc log is malformed.
   Result<bool> Recover();
 
+  // What Recover would replay, without replaying it (fsck -n applies it as an overlay):
+  // the committed transaction's records in log order, or none when the log is empty, torn
+  // or a checkpoint. EUCLEAN when a valid-crc log is malformed.
+  struct PendingRecord {
+    uint64_t off;
+    std::vector<uint8_t> bytes;
+  };
+  Result<std::vector<PendingRecord>> Pending();
+
   // Makes every write staged in `tx` durable at once, then runs its commit hooks.
   // EFBIG when the transaction exceeds the log (nothing is written). EROFS on a read-only region.
   Status Commit(Tx& tx);

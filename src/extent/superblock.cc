@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <vector>
 
 #include "common/crc32c.h"
 
@@ -16,11 +17,19 @@ using namespace format;
 
 namespace {
 uint64_t DivUp(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
+
 }  // namespace
 
 Result<Superblock> ComputeLayout(uint64_t region_size, const MkfsOptions& opts) {
   region_size &= ~(kBlockSize - 1);
-  if (region_size < kMinRegionSize) return Err(EINVAL, "region smaller than 4 MiB");
+  static_assert(kMinRegionSize == 4ull << 20 && kMinJournalSize == 256ull << 10 && kMaxJournalSize == 1ull << 30 &&
+                kMinInodes == 64, "update the messages below");
+  if (region_size < kMinRegionSize) return Err(EINVAL, "region smaller than the minimum of 4 MiB");
+  if (opts.journal_size && opts.journal_size < kMinJournalSize)
+    return Err(EINVAL, "journal smaller than the minimum of 256 KiB (it must hold the largest transaction)");
+  if (opts.journal_size > kMaxJournalSize) return Err(EINVAL, "journal larger than the maximum of 1 GiB");
+  if (opts.inode_count && opts.inode_count < kMinInodes) return Err(EINVAL, "fewer inodes than the minimum of 64");
+  if (opts.inode_count > kMaxInodes) return Err(EINVAL, "more inodes than the maximum of 2^32 - 1");
   Superblock sb{};
   sb.magic = kMagic;
   sb.major = kMajor;
@@ -30,7 +39,7 @@ Result<Superblock> ComputeLayout(uint64_t region_size, const MkfsOptions& opts) 
   sb.total_blocks = region_size / kBlockSize;
 
   uint64_t journal = opts.journal_size ? opts.journal_size
-                                       : std::clamp<uint64_t>(region_size / 256, 256 << 10, 16 << 20);
+                                       : std::clamp<uint64_t>(region_size / 256, kMinJournalSize, 16 << 20);
   journal = DivUp(journal, kBlockSize) * kBlockSize;
   uint64_t inodes = opts.inode_count ? opts.inode_count + 1 : std::max<uint64_t>(region_size / (16 << 10), 64);
   inodes = std::min<uint64_t>(inodes, uint64_t{1} << 32);
@@ -52,7 +61,8 @@ Result<Superblock> ComputeLayout(uint64_t region_size, const MkfsOptions& opts) 
   sb.data_off = off;
   sb.backup_off = region_size - kBlockSize;
   // At least a few data blocks: a root directory, and room to work.
-  if (sb.data_off + 16 * kBlockSize > sb.backup_off) return Err(EINVAL, "region too small for its metadata");
+  if (sb.data_off + 16 * kBlockSize > sb.backup_off)
+    return Err(EINVAL, "region too small for its metadata (journal, inode table and bitmaps)");
   return sb;
 }
 
@@ -80,7 +90,8 @@ Status ValidateSuperblock(const Superblock& sb, uint64_t region_size) {
       sb.backup_off != sb.region_size - kBlockSize || sb.data_off > sb.backup_off)
     return Err(EUCLEAN, "superblock: area outside the region");
   // Areas must be in order and disjoint.
-  if (!(sb.state_off >= kBlockSize && sb.journal_off >= sb.state_off + kBlockSize &&
+  // The state block shares block 1 with the superblock copy: it must be exactly there.
+  if (!(sb.state_off == kBlockSize && sb.journal_off >= sb.state_off + kBlockSize &&
         sb.inode_bitmap_off >= sb.journal_off + sb.journal_size &&
         sb.inode_table_off >= sb.inode_bitmap_off + DivUp(sb.inode_count, 8) &&
         sb.block_bitmap_off >= sb.inode_table_off + sb.inode_count * sizeof(Inode) &&
@@ -89,18 +100,51 @@ Status ValidateSuperblock(const Superblock& sb, uint64_t region_size) {
   return Ok();
 }
 
-Result<LoadedSuperblock> ReadSuperblock(const pmem::Region& region) {
+namespace {
+
+Superblock SuperblockAt(const pmem::Region& region, uint64_t off, const HoleProbe& readable) {
+  Superblock sb{};
+  if (!readable || readable(off)) std::memcpy(&sb, region.base() + off, sizeof(sb));
+  return sb;
+}
+
+uint64_t LastBlock(const pmem::Region& region) { return (region.size() & ~(kBlockSize - 1)) - kBlockSize; }
+
+}  // namespace
+
+Result<LoadedSuperblock> ReadSuperblock(const pmem::Region& region, const HoleProbe& readable) {
   if (region.size() < kMinRegionSize) return Err(ENODATA, "region too small to hold pmemfs");
-  Superblock sb;
-  std::memcpy(&sb, region.base(), sizeof(sb));
-  Status primary = ValidateSuperblock(sb, region.size());
-  if (primary.ok()) return LoadedSuperblock{sb, false};
-  // The backup lives in the last block of the formatted size; the formatted size is unknown
-  // when the primary is damaged, so try the device's last block.
-  Superblock backup;
-  std::memcpy(&backup, region.base() + (region.size() & ~(kBlockSize - 1)) - kBlockSize, sizeof(backup));
-  if (ValidateSuperblock(backup, region.size()).ok()) return LoadedSuperblock{backup, true};
-  return Error(primary.error());
+  Superblock primary = SuperblockAt(region, 0, readable);
+  Status status = ValidateSuperblock(primary, region.size());
+  if (status.ok()) return LoadedSuperblock{primary, false, SuperblockSource::kPrimary};
+  Superblock copy = SuperblockAt(region, kSuperblockCopyOff, readable);
+  if (ValidateSuperblock(copy, region.size()).ok()) return LoadedSuperblock{copy, true, SuperblockSource::kCopy};
+  // The backup is in the last block of the formatted size, which is the device's last block
+  // unless the region file has grown since mkfs; a damaged primary may still name it.
+  std::vector<uint64_t> spots = {LastBlock(region)};
+  if (primary.magic == kMagic && primary.backup_off % kBlockSize == 0 && primary.backup_off >= kMinRegionSize - kBlockSize &&
+      region.Contains(primary.backup_off, kBlockSize) && primary.backup_off != spots[0])
+    spots.push_back(primary.backup_off);
+  for (uint64_t off : spots) {
+    Superblock backup = SuperblockAt(region, off, readable);
+    if (ValidateSuperblock(backup, region.size()).ok() && backup.backup_off == off)
+      return LoadedSuperblock{backup, true, SuperblockSource::kBackup};
+  }
+  if (status.code() == ENODATA && HasPmemfsSignature(region, readable))
+    return Err(EUCLEAN, "pmemfs signature found but no valid superblock (primary, copy or backup)");
+  return Error(status.error());
+}
+
+bool HasPmemfsSignature(const pmem::Region& region, const HoleProbe& readable) {
+  if (region.size() < kMinRegionSize) return false;
+  auto magic64 = [&](uint64_t off) {
+    uint64_t m = 0;
+    if (!readable || readable(off)) std::memcpy(&m, region.base() + off, sizeof(m));
+    return m;
+  };
+  // The state block and the journal sit at fixed offsets in every layout mkfs writes.
+  return magic64(0) == kMagic || magic64(kSuperblockCopyOff) == kMagic || magic64(LastBlock(region)) == kMagic ||
+         magic64(kBlockSize) == kStateMagic || magic64(2 * kBlockSize) == kJournalMagic;
 }
 
 std::string UuidString(const uint8_t u[16]) {
@@ -130,10 +174,10 @@ Status Format(pmem::Region& region, const MkfsOptions& opts) {
 
   // Invalidate any old superblock first, so a crash mid-mkfs leaves no half-old filesystem.
   region.ZeroFlush(0, kBlockSize);
+  region.ZeroFlush(sb.state_off, kBlockSize);  // the state block and the superblock copy
   region.ZeroFlush(sb.backup_off, kBlockSize);
   region.Drain();
 
-  region.ZeroFlush(sb.state_off, kBlockSize);
   region.ZeroFlush(sb.journal_off, kBlockSize);  // the header is enough to empty the log
   region.ZeroFlush(sb.inode_bitmap_off, sb.inode_table_off - sb.inode_bitmap_off);
   region.ZeroFlush(sb.block_bitmap_off, sb.block_bitmap_size);
@@ -171,6 +215,7 @@ Status Format(pmem::Region& region, const MkfsOptions& opts) {
   region.Drain();  // everything the superblock describes is durable before it appears
 
   region.CopyFlush(sb.backup_off, &sb, sizeof(sb));
+  region.CopyFlush(kSuperblockCopyOff, &sb, sizeof(sb));
   region.Drain();
   region.CopyFlush(0, &sb, sizeof(sb));
   region.Drain();

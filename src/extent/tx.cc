@@ -15,13 +15,21 @@ Tx::~Tx() {
 
 void Tx::Write(uint64_t off, const void* src, uint32_t len) {
   if (len == 0) return;
+  const auto* bytes = static_cast<const uint8_t*>(src);
   auto it = by_off_.find(off);
   if (it != by_off_.end() && records_[it->second].len == len) {
-    std::memcpy(data_.data() + records_[it->second].data, src, len);
+    // Rewrite the earlier record of this exact range in place (a structure staged twice
+    // costs one record). Records staged after it are applied after it at commit: those
+    // that overlap the range get the new bytes too, or they would put back stale ones.
+    for (size_t i = it->second; i < records_.size(); ++i) {
+      const Record& r = records_[i];
+      uint64_t lo = std::max(off, r.off), hi = std::min(off + len, r.off + r.len);
+      if (lo < hi) std::memcpy(data_.data() + r.data + (lo - r.off), bytes + (lo - off), hi - lo);
+    }
     return;
   }
   Record r{off, len, data_.size()};
-  data_.insert(data_.end(), static_cast<const uint8_t*>(src), static_cast<const uint8_t*>(src) + len);
+  data_.insert(data_.end(), bytes, bytes + len);
   by_off_[off] = records_.size();
   records_.push_back(r);
   log_bytes_ += sizeof(format::JournalRecord) + ((len + 7) & ~7u);

@@ -22,7 +22,9 @@ class Tx {
   Tx(const Tx&) = delete;
   Tx& operator=(const Tx&) = delete;
 
-  // Stages `len` bytes for region offset `off`. A later write to the same range replaces it.
+  // Stages `len` bytes for region offset `off`. Commit applies the staged writes as if in
+  // program order, whatever their overlaps: the result is always the last bytes staged
+  // for each offset. (A write of exactly an earlier record's range reuses that record.)
   // REQUIRES: region_.Contains(off, len).
   void Write(uint64_t off, const void* src, uint32_t len);
   template <typename T>

@@ -123,8 +123,10 @@ void DirIndex::StageRemove(extent::Tx& tx, uint64_t slotno) {
   std::string name(de.name_len, '\0');
   tx.Read(SlotOff(slotno) + sizeof(de), name.data(), de.name_len);
   names_.erase(name);
-  uint64_t zero = 0;
-  tx.Put(SlotOff(slotno), zero);  // ino = 0 frees the entry; the name bytes are left behind
+  // Every slot of the entry: a name longer than one slot's 48 bytes runs on into the next
+  // slots, and left there its bytes would later parse as entries.
+  static const uint8_t kZeros[format::kDirSlotSize * 5] = {};
+  tx.Write(SlotOff(slotno), kZeros, static_cast<uint32_t>(de.nslots * format::kDirSlotSize));
   uint64_t b = slotno / kDirSlotsPerBlock;
   uint32_t s = slotno % kDirSlotsPerBlock;
   used_[b] &= ~Mask(s, de.nslots);

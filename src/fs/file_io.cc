@@ -123,7 +123,9 @@ Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t of
   if (S_ISDIR(in.mode)) return Err(EISDIR, "write to a directory");
   if (!S_ISREG(in.mode)) return Err(EINVAL, "write to a special file");
   if (len == 0) return size_t{0};
-  if (off >= kMaxFileSize || len > kMaxFileSize - off) return Err(EFBIG, "write beyond the maximum file size");
+  // As generic_write_check_limits(): at or past the limit EFBIG, across it a short write.
+  if (off >= kMaxFileSize) return Err(EFBIG, "write beyond the maximum file size");
+  len = std::min<uint64_t>(len, kMaxFileSize - off);
   if (off + len > in.size) {
     PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "extending write"));
     // Bytes between the old EOF and the write become visible: they must read as zeros.
@@ -132,8 +134,35 @@ Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t of
   }
   PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
 
+  // A write that does not fit whole is cut short at a block boundary, as Linux filesystems
+  // do; ENOSPC only when not one block more fits. It is first cut to the holes the free
+  // blocks can fill; when its extents also need extent blocks that are not there, the
+  // transaction fails with ENOSPC, changing nothing, and a shorter write is tried.
+  const uint64_t b0 = off / kBlockSize;
+  uint64_t fit = BlocksUp(off + len);
+  if (const uint64_t free = alloc_.free_blocks(); HoleBlocks(*map, b0, fit - b0) > free) {
+    uint64_t lo = b0, hi = fit;  // holes up to `lo` fit, up to `hi` do not
+    while (hi - lo > 1) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      (HoleBlocks(*map, b0, mid - b0) <= free ? lo : hi) = mid;
+    }
+    fit = lo;
+  }
+  for (;;) {
+    if (fit <= b0) return Err(ENOSPC, "no space for the write");
+    size_t n = static_cast<size_t>(std::min<uint64_t>(off + len, fit * kBlockSize) - off);
+    auto r = WriteRangeLocked(ctx, ino, in, *map, off, data, n);
+    if (r.ok() || r.code() != ENOSPC) return r;
+    PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));  // the aborted transaction changed nothing
+    PMEMFS_ASSIGN_OR_RETURN(map, Extents(ino, in));
+    fit -= 1 + (fit - b0) / format::kExtentsPerBlock;  // room for another extent block
+  }
+}
+
+Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, uint64_t ino, Inode in, ExtentMap& inmap, uint64_t off,
+                                            const void* data, size_t len) {
+  ExtentMap* map = &inmap;
   uint64_t b0 = off / kBlockSize, b1 = BlocksUp(off + len);
-  if (HoleBlocks(*map, b0, b1 - b0) > alloc_.free_blocks()) return Err(ENOSPC, "no space for the write");
   auto needs_zero = [&](uint64_t b) {
     const Extent* e = map->Next(b);
     return !e || e->lblk > b || (e->flags & format::kExtentUnwritten);

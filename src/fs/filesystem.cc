@@ -4,6 +4,7 @@
 
 #include <linux/capability.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "extent/records.h"
@@ -85,11 +86,28 @@ std::string FileSystem::error_state() const {
   return error_;
 }
 
+void FileSystem::Stop(const std::string& reason) {
+  std::lock_guard lk(error_mu_);
+  if (!error_.empty()) return;
+  error_ = reason;
+  spdlog::error("{}; filesystem is now read-only", reason);
+}
+
 Status FileSystem::Writable() const {
   if (read_only_) return Err(EROFS, "read-only");
   std::lock_guard lk(error_mu_);
   if (!error_.empty()) return Err(EROFS, "filesystem stopped after an error");
   return Ok();
+}
+
+bool FileSystem::LogDamageOnce(uint64_t ino, int kind) const {
+  std::lock_guard lk(error_mu_);
+  // A damaged structure is met by every request that touches it: one line is enough.
+  return damage_logged_.size() < 100000 && damage_logged_.insert(ino * 4 + kind).second;
+}
+
+void FileSystem::ReportDamage(uint64_t ino, const std::string& what) const {
+  if (LogDamageOnce(ino, 2)) spdlog::error("inode {}: {} (run fsck.pmemfs)", ino, what);
 }
 
 Status FileSystem::Commit(Tx& tx) {
@@ -112,7 +130,7 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
   Inode in;
   std::memcpy(&in, region_->base() + extent::InodeOff(sb_, ino), sizeof(in));
   if (!extent::InodeCrcOk(in)) {
-    spdlog::error("inode {}: checksum mismatch", ino);
+    ReportDamage(ino, "checksum mismatch");
     return Err(EUCLEAN, "inode checksum mismatch");
   }
   uint32_t type = in.mode & S_IFMT;
@@ -121,7 +139,7 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
     return Err(EUCLEAN, "inode has an invalid type");
   if (in.flags & ~format::kInodeKnownFlags) return Err(EUCLEAN, "inode has unknown flags");
   if (!extent::BlockRefOk(sb_, in.xattr_block) || !extent::BlockRefOk(sb_, in.extent_block)) {
-    spdlog::error("inode {}: block reference outside the data area", ino);
+    ReportDamage(ino, "block reference outside the data area");
     return Err(EUCLEAN, "inode refers outside the data area");
   }
   return in;
@@ -173,12 +191,77 @@ Result<extent::ExtentMap*> FileSystem::Extents(uint64_t ino, const Inode& in) {
   if (!s.extents) {
     auto m = extent::ExtentMap::Load(*region_, sb_, ino, in);
     if (!m.ok()) {
-      spdlog::error("inode {}: extent map: {}", ino, m.error().Message());
+      ReportDamage(ino, "extent map: " + m.error().Message());
       return Error(m.error());
     }
+    PMEMFS_TRY(ClaimBlocksLocked(ino, in, *m));
     s.extents.emplace(std::move(m).value());
   }
   return &*s.extents;
+}
+
+void FileSystem::ForEachOwnedRun(const Inode& in, const extent::ExtentMap& map,
+                                 const std::function<void(uint64_t, uint64_t)>& fn) const {
+  for (const auto& [lblk, entry] : map.entries()) fn(entry.e.pblk, entry.e.len);
+  uint64_t hops = 0;  // the chain was validated when the map was loaded; bounded anyway
+  for (uint64_t blk = in.extent_block; blk && extent::BlockRefOk(sb_, blk) && hops++ < sb_.total_blocks;
+       blk = region_->At<format::ExtentBlock>(blk)->next)
+    fn(blk / kBlockSize, 1);
+  if (in.xattr_block) {
+    const uint32_t n = region_->At<format::XattrBlockHeader>(in.xattr_block)->nblocks;  // 0: one block
+    fn(in.xattr_block / kBlockSize, std::clamp<uint32_t>(n, 1, format::kMaxXattrBlocks));
+  }
+}
+
+Status FileSystem::ClaimBlocksLocked(uint64_t ino, const Inode& in, const extent::ExtentMap& map) {
+  // Whether `other` (an inode whose map is loaded) still owns a block of [start, end).
+  auto still_owns = [&](uint64_t other, uint64_t start, uint64_t end) {
+    auto it = states_.find(other);
+    if (it == states_.end() || !it->second->extents) return false;
+    bool owns = false;
+    const Inode* oin = region_->At<Inode>(extent::InodeOff(sb_, other));
+    ForEachOwnedRun(*oin, *it->second->extents, [&](uint64_t s, uint64_t n) { owns |= s < end && start < s + n; });
+    return owns;
+  };
+  Status bad;
+  ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) {
+    if (!bad.ok()) return;
+    if (!alloc_.InUse(extent::Run{start, len})) {
+      if (LogDamageOnce(ino, 1))
+        spdlog::error("inode {}: extent map names region blocks {}..{}, marked free (run fsck.pmemfs)", ino, start,
+                      start + len - 1);
+      bad = Err(EUCLEAN, "extent map names free blocks");
+      return;
+    }
+    auto it = owned_.upper_bound(start);
+    if (it != owned_.begin() && std::prev(it)->second.first > start) --it;
+    while (it != owned_.end() && it->first < start + len) {
+      auto [end, other] = it->second;
+      if (other == ino || !still_owns(other, it->first, end)) {
+        it = owned_.erase(it);  // stale: that inode no longer maps it
+        continue;
+      }
+      if (LogDamageOnce(ino, 1))
+        spdlog::error("inode {}: extent map names region blocks {}..{}, owned by inode {} (run fsck.pmemfs)", ino,
+                      start, start + len - 1, other);
+      bad = Err(EUCLEAN, "extent map overlaps another inode's blocks");
+      return;
+    }
+  });
+  if (!bad.ok()) return bad;
+  ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) { owned_[start] = {start + len, ino}; });
+  if (owned_.size() > owned_rebuild_at_) {
+    // Entries go stale as maps change: start again from the maps loaded now.
+    owned_.clear();
+    for (const auto& [other, st] : states_) {
+      if (!st->extents) continue;
+      const Inode* oin = region_->At<Inode>(extent::InodeOff(sb_, other));
+      ForEachOwnedRun(*oin, *st->extents, [&](uint64_t s, uint64_t n) { owned_[s] = {s + n, other}; });
+    }
+    ForEachOwnedRun(in, map, [&](uint64_t s, uint64_t n) { owned_[s] = {s + n, ino}; });
+    owned_rebuild_at_ = std::max<size_t>(4096, owned_.size() * 2);
+  }
+  return Ok();
 }
 
 Result<DirIndex*> FileSystem::Dir(uint64_t ino, const Inode& in) {
@@ -198,7 +281,7 @@ Result<DirIndex*> FileSystem::Dir(uint64_t ino, const Inode& in) {
   }
   auto d = DirIndex::Load(*region_, std::move(blocks));
   if (!d.ok()) {
-    spdlog::error("directory {}: {}", ino, d.error().Message());
+    ReportDamage(ino, "directory: " + d.error().Message());
     return Error(d.error());
   }
   std::lock_guard lk(cache_mu_);
@@ -274,15 +357,21 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
 }
 
 Status FileSystem::KillPrivsLocked(const Ctx& ctx, Tx& tx, uint64_t ino, Inode& in, bool chown) {
-  if (!S_ISREG(in.mode)) return Ok();
-  const bool sgid_exec = (in.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+  if (S_ISDIR(in.mode) || (!chown && !S_ISREG(in.mode))) return Ok();
   bool changed = false;
-  if (((in.mode & S_ISUID) || sgid_exec) && (chown || !ctx.Has(CAP_FSETID))) {
-    in.mode &= ~S_ISUID;
-    if (sgid_exec) in.mode &= ~S_ISGID;
-    changed = true;
+  if (in.mode & (S_ISUID | S_ISGID)) {
+    // setattr_should_drop_sgid(): set-group-ID without group execute marks mandatory
+    // locking, and goes only when the caller could not have set it.
+    const bool sgid = (in.mode & S_ISGID) &&
+                      ((in.mode & S_IXGRP) || (!ctx.InGroup(in.gid) && !ctx.Has(CAP_FSETID)));
+    if ((in.mode & S_ISUID) || sgid) {
+      if (chown || !ctx.Has(CAP_FSETID)) {
+        in.mode &= ~(S_ISUID | (sgid ? S_ISGID : 0u));
+        changed = true;
+      }
+    }
   }
-  if (in.xattr_block) {
+  if (in.xattr_block && S_ISREG(in.mode)) {
     PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, ino, in, "security.capability"));
     changed |= dropped;
   }
@@ -349,12 +438,13 @@ Status FileSystem::MaybeFreeLocked(uint64_t ino) {
     nlookup = it == states_.end() ? 0 : it->second->nlookup;
     open = it == states_.end() ? 0 : it->second->open_count;
   }
-  if (open > 0 || Writable().code()) return Ok();
-  // Last close: the space comes back now; the inode slot waits for the kernel's forget, so
-  // that its number is never reused while the kernel may still name it.
+  // While the kernel holds a reference it can still open the inode (an open that looked the
+  // name up before a rename replaced it) or read a symlink's target, and must find the
+  // contents intact: the space comes back only with the last reference, open or looked up.
+  // The kernel drops an unlinked inode's reference as soon as its last user goes.
+  if (open > 0 || nlookup > 0 || Writable().code()) return Ok();
   if (in->size > 0 || in->blocks > 0) PMEMFS_TRY(TruncateBlocksLocked(ino, 0));
-  if (nlookup == 0) PMEMFS_TRY(FreeInodeLocked(ino));
-  return Ok();
+  return FreeInodeLocked(ino);
 }
 
 void FileSystem::OrphanAddLocked(Tx& tx, uint64_t ino, Inode& in) {
@@ -401,10 +491,7 @@ Status FileSystem::FreeInodeLocked(uint64_t ino) {
   DropCaches(tx, ino);
   OrphanRemoveLocked(tx, ino, in);
   map->FreeChain(tx, in, alloc_);
-  if (in.xattr_block) {
-    alloc_.StageFree(tx, extent::Run{in.xattr_block / kBlockSize, 1});
-    in.xattr_block = 0;
-  }
+  PMEMFS_TRY(StageFreeXattrsLocked(tx, ino, in));
   uint32_t generation = in.generation;
   in = Inode{};
   in.generation = generation;  // the next user of the slot bumps it

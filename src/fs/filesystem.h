@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/result.h"
@@ -30,6 +32,7 @@
 #include "extent/extent_map.h"
 #include "extent/format.h"
 #include "extent/journal.h"
+#include "extent/xattr_run.h"
 #include "fs/directory.h"
 #include "pmem/region.h"
 
@@ -40,16 +43,22 @@ struct MountOptions {
   bool user_immutable = false;  // owners may set/clear the immutable-extents flag
 };
 
-// The caller of an operation, from the FUSE request.
+// The caller of an operation, from the FUSE request: its filesystem uid and gid, and its
+// pid to ask the rest of its credentials about (fs/credentials.h).
 struct Ctx {
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t pid = 0;
-  // Asks whether the caller holds a capability (CAP_LINUX_IMMUTABLE to change the flag,
-  // CAP_FSETID when a write would clear set-user-ID); consulted only when needed, since it
-  // reads /proc. Null: privileged (the daemon itself, tests).
+  // Asks whether the caller holds a capability in the mount's user namespace
+  // (CAP_LINUX_IMMUTABLE to change the flag, CAP_FSETID to keep set-user-ID/set-group-ID
+  // on a write); consulted only when needed, since it reads /proc. Null: privileged (the
+  // daemon itself, tests).
   bool (*has_capability)(uint32_t pid, int cap) = nullptr;
+  // Asks whether `gid` is one of the caller's supplementary groups. Null: none.
+  bool (*in_group)(uint32_t pid, uint32_t gid) = nullptr;
   bool Has(int cap) const { return !has_capability || has_capability(pid, cap); }
+  // in_group_p(): the filesystem gid or a supplementary group.
+  bool InGroup(uint32_t g) const { return g == gid || (in_group && in_group(pid, g)); }
 };
 
 struct Entry {
@@ -90,6 +99,10 @@ class FileSystem {
   bool read_only() const { return read_only_; }
   // Set when a commit failed or corruption was found: the filesystem refuses changes.
   std::string error_state() const;
+  // Stops the filesystem after an error found outside a commit (a region fault: SIGBUS on
+  // the mapping, a reply the kernel could not copy from it): it turns read-only, as after a
+  // failed commit, and `reason` is logged once, with the first stop. Thread-safe.
+  void Stop(const std::string& reason);
 
   // ---- namespace ------------------------------------------------------------------------
   // Operations returning an Entry count one kernel reference (nlookup) on success.
@@ -103,8 +116,10 @@ class FileSystem {
   Result<Entry> Link(uint64_t ino, uint64_t newparent, std::string_view newname);
   Status Unlink(uint64_t parent, std::string_view name);
   Status Rmdir(uint64_t parent, std::string_view name);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT (the source name is left
+  // naming a new whiteout, a 0/0 character device owned by `ctx`, in the same transaction).
   Status Rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
-                uint32_t flags);
+                uint32_t flags, const Ctx& ctx = {});
   Result<std::string> Readlink(uint64_t ino);
 
   // ---- files ------------------------------------------------------------------------------
@@ -127,10 +142,13 @@ class FileSystem {
                                const Ctx& ctx = {});
 
   // ---- directories --------------------------------------------------------------------------
-  // Calls `emit(name, ino, type, next_cookie)` for the entries from `cookie` on until it
-  // returns false. `.` and `..` come first. With `plus`, each emitted entry except . and ..
-  // counts one kernel reference; `emit` returns false for an entry it could not take.
-  using DirEmit = std::function<bool(std::string_view name, const struct stat& st, uint64_t next_cookie)>;
+  // Calls `emit(name, entry, next_cookie)` for the entries from `cookie` on until it
+  // returns false. `.` and `..` come first. Without `plus`, an entry's attr carries only
+  // st_ino and the type bits of st_mode; with `plus`, the whole inode's attributes and its
+  // generation (the kernel takes an entry whose generation differs from the one LOOKUP gave
+  // for a reused inode number and marks its inode bad), and each emitted entry except .
+  // and .. counts one kernel reference; `emit` returns false for an entry it could not take.
+  using DirEmit = std::function<bool(std::string_view name, const Entry& entry, uint64_t next_cookie)>;
   Status ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEmit& emit);
 
   // ---- extended attributes -------------------------------------------------------------------
@@ -152,11 +170,18 @@ class FileSystem {
   struct LeaseInfo {
     uint64_t file_size = 0;
     uint64_t align = 0;
+    bool writable = false;  // the lease allows writing (else read-only)
     std::vector<LeaseExtent> extents;
   };
-  // The file's map for a direct mapping. With `take`, counts a lease: until DropLease the
-  // map cannot change (clearing the flag answers EBUSY). EINVAL without immutable extents.
-  Result<LeaseInfo> Lease(uint64_t ino, bool take);
+  // The file's map for a direct mapping by the caller of `ctx`, whose descriptor allows
+  // writing when `want_write`. With `take`, counts a lease: until DropLease the map cannot
+  // change (clearing the flag answers EBUSY). EINVAL without immutable extents; EACCES when
+  // the caller could not open the region for reading itself (RegionAccess). The lease is
+  // writable only when `want_write`, the filesystem is writable and the caller could open
+  // the region for writing.
+  Result<LeaseInfo> Lease(const Ctx& ctx, uint64_t ino, bool take, bool want_write);
+  // The same for a privileged caller with a read-write descriptor (tests, tools).
+  Result<LeaseInfo> Lease(uint64_t ino, bool take) { return Lease(Ctx{}, ino, take, true); }
   void DropLease(uint64_t ino);
   bool HasImmutableExtents(uint64_t ino);
 
@@ -187,10 +212,20 @@ class FileSystem {
   struct stat ToStat(uint64_t ino, const format::Inode& in) const;
   Entry MakeEntryLocked(uint64_t ino, const format::Inode& in);       // counts a reference
   InodeState& StateLocked(uint64_t ino);                              // REQUIRES cache_mu_
+  // Loads (once) and returns the inode's extent map. EUCLEAN when it is damaged, or when it
+  // claims blocks the daemon knows to be owned otherwise (ClaimBlocksLocked).
   Result<extent::ExtentMap*> Extents(uint64_t ino, const format::Inode& in);
+  // A map being loaded must own its blocks alone: every block it names (extents, extent
+  // blocks, xattr block) is marked in use in the block bitmap and in no run of owned_ that
+  // another inode still owns. Records its runs in owned_. REQUIRES cache_mu_.
+  Status ClaimBlocksLocked(uint64_t ino, const format::Inode& in, const extent::ExtentMap& map);
+  void ForEachOwnedRun(const format::Inode& in, const extent::ExtentMap& map,
+                       const std::function<void(uint64_t start, uint64_t len)>& fn) const;
   Result<DirIndex*> Dir(uint64_t ino, const format::Inode& in);
   void DropCaches(extent::Tx& tx, uint64_t ino);  // on abort: the DRAM views reload
 
+  // Logs damage found in inode `ino`'s structures, once per inode.
+  void ReportDamage(uint64_t ino, const std::string& what) const;
   // Commits `tx`; on failure the filesystem turns read-only (sticky error).
   Status Commit(extent::Tx& tx);
   Status Writable() const;
@@ -218,14 +253,28 @@ class FileSystem {
   // from EOF up to `upto` (at most the block's end) is zeroed. Changes nothing visible.
   Status ClearPastEofLocked(uint64_t ino, uint64_t upto);
   Result<size_t> WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len);
-  // What the kernel's file_remove_privs does, which the kernel leaves to this daemon
-  // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc): a change to a regular file's data or size,
-  // or of its owner (`chown`), removes security.capability and clears set-user-ID, and
-  // set-group-ID when the group may execute; for data and size, only when the caller lacks
-  // CAP_FSETID. Staged in `tx` with the change itself.
+  // One write transaction over [off, off+len) of `in` (loaded, EOF already made safe):
+  // allocates, stores the data, commits. ENOSPC changes nothing.
+  Result<size_t> WriteRangeLocked(const Ctx& ctx, uint64_t ino, format::Inode in, extent::ExtentMap& map,
+                                  uint64_t off, const void* data, size_t len);
+  // What the kernel's file_remove_privs and chown do, which it leaves to this daemon
+  // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc), staged in `tx` with the change itself:
+  //   data or size of a regular file, by a caller without CAP_FSETID: clear set-user-ID,
+  //     and set-group-ID when the group may execute or the caller is not in the group;
+  //   chown of any non-directory: clear set-user-ID, and set-group-ID when the group may
+  //     execute or the caller is neither in the group nor holds CAP_FSETID;
+  //   both remove security.capability (regular files).
   Status KillPrivsLocked(const Ctx& ctx, extent::Tx& tx, uint64_t ino, format::Inode& in, bool chown);
+  // Xattrs (xattr.cc). The validated run of `in` (EUCLEAN, logged, when damaged).
+  Result<extent::XattrRun> XattrsOf(uint64_t ino, const format::Inode& in) const;
+  // Replaces the run `old` of `in` by one holding `list` (none when empty): the new run is
+  // written now, into blocks this transaction allocates; `in` is updated, not staged.
+  Status StageXattrsLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, const extent::XattrRun& old,
+                           const extent::XattrList& list);
   // Stages the removal of xattr `name`; false when the inode has none of that name.
   Result<bool> StageDropXattrLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, std::string_view name);
+  // Stages the release of every xattr of `in` (the inode is being freed).
+  Status StageFreeXattrsLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
   Status ZeroRangeLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
                          uint64_t off, uint64_t len);
   Status AllocateLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
@@ -253,9 +302,21 @@ class FileSystem {
   mutable std::shared_mutex mu_;
   std::mutex cache_mu_;
   std::unordered_map<uint64_t, std::unique_ptr<InodeState>> states_;  // GUARDED_BY(cache_mu_)
+  // Block runs owned by the maps loaded so far: start -> (end, inode). Added when a map is
+  // loaded; an entry whose inode no longer maps it is dropped when met; rebuilt from the
+  // loaded maps whenever it has doubled. A guard against crafted images, not a proof:
+  // blocks a loaded map allocates later are not in it until the next rebuild (fsck is the
+  // full check). GUARDED_BY(cache_mu_)
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> owned_;
+  size_t owned_rebuild_at_ = 4096;  // GUARDED_BY(cache_mu_)
   mutable std::mutex error_mu_;
   std::string error_;                  // sticky; GUARDED_BY(error_mu_)
   std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
+  // Damage logged once per inode and kind (0: a directory entry naming no usable inode,
+  // 1: an extent map overlapping blocks owned elsewhere, 2: anything ReportDamage says).
+  // True the first time.
+  bool LogDamageOnce(uint64_t ino, int kind) const;
+  mutable std::unordered_set<uint64_t> damage_logged_;  // ino * 4 + kind; GUARDED_BY(error_mu_)
   std::function<void(uint64_t)> attr_changed_;
 };
 

@@ -9,48 +9,80 @@
 #include <linux/fuse.h>
 #include <sys/uio.h>
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <utility>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 
 #include "common/lease_protocol.h"
+#include "fs/credentials.h"
+#include "pmem/fault.h"
 
 namespace pmemfs::fs {
 namespace {
 
 constexpr double kTimeout = 1.0;  // every change passes through this daemon's kernel mount
 
+// Error lines a caller can provoke in a loop are bounded: at most kBurst per kWindow, then
+// one line saying how many were suppressed.
+class LogLimiter {
+ public:
+  // True when a line may be logged now; `suppressed` receives the count dropped since the
+  // last line that was.
+  bool Allow(uint64_t* suppressed) {
+    std::lock_guard lk(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (now - window_start_ > kWindow) {
+      window_start_ = now;
+      used_ = 0;
+    }
+    if (used_ >= kBurst) {
+      ++dropped_;
+      return false;
+    }
+    ++used_;
+    *suppressed = std::exchange(dropped_, 0);
+    return true;
+  }
+
+ private:
+  static constexpr int kBurst = 20;
+  static constexpr std::chrono::seconds kWindow{10};
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point window_start_{};  // GUARDED_BY(mu_)
+  int used_ = 0;                                          // GUARDED_BY(mu_)
+  uint64_t dropped_ = 0;                                  // GUARDED_BY(mu_)
+};
+
 // The session's state, reached through fuse_req_userdata (no globals).
 struct Session {
   FileSystem* fs;
   bool no_opendir = false;  // the kernel takes ENOSYS from opendir as "no opendir needed"
   std::atomic<uint64_t> init_unique{0};  // the kernel's INIT request, while it is in flight
+  LogLimiter error_log;
+  std::atomic<uint64_t> faults_seen{0};  // region faults (pmem/fault.h) already acted on
 };
+
+// Region faults (SIGBUS on the mapping, survived by pmem/fault.h): the first one stops the
+// filesystem (read-only, the reason logged once). Called around every request.
+void CheckRegionFaults(Session& s) {
+  uint64_t n = pmem::fault::Count();
+  if (n != 0 && s.faults_seen.exchange(n) != n)
+    s.fs->Stop("region fault at " + pmem::fault::Describe() + "; requests that touch it answer EIO");
+}
 
 Session& Sess(fuse_req_t req) { return *static_cast<Session*>(fuse_req_userdata(req)); }
 FileSystem& Fs(fuse_req_t req) { return *Sess(req).fs; }
 
-// Whether process `pid` holds capability `cap` in its effective set. False when it cannot
-// be told (the process is gone).
-bool HasCapability(uint32_t pid, int cap) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("CapEff:", 0) == 0) {
-      uint64_t caps = std::strtoull(line.c_str() + 7, nullptr, 16);
-      return caps & (1ull << cap);
-    }
-  }
-  return false;
-}
-
 Ctx MakeCtx(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), HasCapability};
+  return Ctx{c->uid, c->gid, static_cast<uint32_t>(c->pid), ProcessHasCapability, ProcessInGroup};
 }
 
 bool Expected(int code) {
@@ -58,6 +90,7 @@ bool Expected(int code) {
     case ENOENT: case EEXIST: case ENOTEMPTY: case ENOTDIR: case EISDIR: case ENODATA: case ERANGE:
     case EPERM: case EINVAL: case ENAMETOOLONG: case ENOSPC: case EXDEV: case EOPNOTSUPP: case ENXIO:
     case EFBIG: case EBUSY: case E2BIG: case EMLINK: case EACCES: case ENOTTY:
+    case EROFS:  // a read-only mount, or a stopped filesystem whose reason was logged once
       return true;
     default:
       return false;
@@ -65,8 +98,13 @@ bool Expected(int code) {
 }
 
 void ReplyErr(fuse_req_t req, const Error& e, const char* op, uint64_t ino) {
-  if (Expected(e.code)) spdlog::debug("{} inode {}: {}", op, ino, e.Message());
-  else spdlog::error("{} inode {}: {}", op, ino, e.Message());
+  uint64_t suppressed = 0;
+  if (Expected(e.code)) {
+    spdlog::debug("{} inode {}: {}", op, ino, e.Message());
+  } else if (Sess(req).error_log.Allow(&suppressed)) {
+    if (suppressed) spdlog::error("({} similar error lines suppressed)", suppressed);
+    spdlog::error("{} inode {}: {}", op, ino, e.Message());
+  }
   fuse_reply_err(req, e.code);
 }
 
@@ -204,13 +242,14 @@ void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
 void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
             unsigned int flags) noexcept {
   Guard(req, "rename", [&] {
-    ReplyStatus(req, Fs(req).Rename(parent, name, newparent, newname, flags), "rename", parent);
+    ReplyStatus(req, Fs(req).Rename(parent, name, newparent, newname, flags, MakeCtx(req)), "rename", parent);
   });
 }
 
 // Per open file handle (fi->fh).
 struct Handle {
   bool lease = false;  // this handle holds a direct-mapping lease
+  int accmode = O_RDONLY;  // the open mode (O_RDONLY, O_WRONLY, O_RDWR): what a lease may allow
 };
 
 Handle* HandleOf(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
@@ -222,7 +261,9 @@ void SetOpenFlags(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
   // than serving stale pages.
   if (fs.HasImmutableExtents(ino)) fi->direct_io = 1;
   else fi->keep_cache = 1;
-  fi->fh = reinterpret_cast<uint64_t>(new Handle());
+  auto* h = new Handle();
+  h->accmode = fi->flags & O_ACCMODE;
+  fi->fh = reinterpret_cast<uint64_t>(h);
 }
 
 void ReleaseHandle(FileSystem& fs, fuse_ino_t ino, fuse_file_info* fi) {
@@ -277,6 +318,10 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
       std::vector<iovec> iov;
       iov.reserve(pieces.size() + 4);
       for (const auto& p : pieces) {
+        if (p.data && pmem::fault::Replaced(p.data, p.len)) {
+          spdlog::debug("read inode {}: the bytes are in a faulted part of the region", ino);
+          return (void)fuse_reply_err(req, EIO);  // never zeros for lost bytes
+        }
         if (p.data) {
           iov.push_back(iovec{const_cast<void*>(p.data), p.len});
           continue;
@@ -328,20 +373,23 @@ void DoReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus
   size_t used = 0;
   FileSystem& fs = Fs(req);
   Status s = fs.ReadDir(ino, static_cast<uint64_t>(off), plus,
-                        [&](std::string_view name, const struct stat& st, uint64_t next) {
+                        [&](std::string_view name, const Entry& entry, uint64_t next) {
                           std::string n(name);
                           size_t len;
                           if (plus) {
                             fuse_entry_param e{};
-                            e.attr = st;
+                            e.attr = entry.attr;
                             if (n != "." && n != "..") {
-                              e.ino = st.st_ino;
+                              // The same ino and generation as LOOKUP gives: the kernel takes
+                              // any other generation for a new inode behind a reused number.
+                              e.ino = entry.ino;
+                              e.generation = entry.generation;
                               e.attr_timeout = e.entry_timeout = kTimeout;
                             }
                             len = fuse_add_direntry_plus(req, buf.data() + used, size - used, n.c_str(), &e,
                                                          static_cast<off_t>(next));
                           } else {
-                            len = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(), &st,
+                            len = fuse_add_direntry(req, buf.data() + used, size - used, n.c_str(), &entry.attr,
                                                     static_cast<off_t>(next));
                           }
                           if (len > size - used) return false;
@@ -461,8 +509,10 @@ void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_in
     if (q.version != PMEMFS_LEASE_VERSION) return (void)fuse_reply_err(req, EINVAL);
     FileSystem& fs = Fs(req);
     Handle* h = HandleOf(fi);
-    bool take = h && !h->lease;
-    auto info = fs.Lease(ino, take);
+    // A mapping needs a descriptor open for reading, as mmap(2) does; writing needs O_RDWR.
+    if (!h || h->accmode == O_WRONLY) return (void)fuse_reply_err(req, EACCES);
+    bool take = !h->lease;
+    auto info = fs.Lease(MakeCtx(req), ino, take, h->accmode == O_RDWR);
     if (!info.ok()) return ReplyErr(req, info.error(), "lease", ino);
     if (take) h->lease = true;
     if (q.first_extent > info->extents.size()) return (void)fuse_reply_err(req, ERANGE);
@@ -475,6 +525,7 @@ void Ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void*, fuse_file_in
     r->region_size = fs.region().size();
     r->file_size = info->file_size;
     r->align = info->align;
+    r->access = PMEMFS_LEASE_READ | (info->writable ? PMEMFS_LEASE_WRITE : 0);
     r->total_extents = info->extents.size();
     r->first_extent = q.first_extent;
     for (size_t i = q.first_extent; i < info->extents.size() && r->count < PMEMFS_LEASE_EXTENTS; ++i) {
@@ -533,6 +584,9 @@ fuse_lowlevel_ops MakeOps() {
 // it the kernel trusts the daemon to clear them (FileSystem::KillPrivsLocked), which halves
 // the round trips of small writes. The flag is only added when the kernel offered it.
 ssize_t DevRead(int fd, void* buf, size_t len, void* userdata) {
+  // A new request on this thread: a fault flag left from a request without a reply
+  // (forget) is not this one's; the fault itself has stopped the filesystem.
+  if (pmem::fault::TakeThreadFault()) CheckRegionFaults(*static_cast<Session*>(userdata));
   ssize_t n = ::read(fd, buf, len);
   constexpr size_t kInitFlagsEnd = sizeof(fuse_in_header) + offsetof(fuse_init_in, flags) + sizeof(uint32_t);
   if (n >= static_cast<ssize_t>(kInitFlagsEnd)) {
@@ -546,8 +600,25 @@ ssize_t DevRead(int fd, void* buf, size_t len, void* userdata) {
   return n;
 }
 
+// Replies (unique != 0) are also where region faults become errors: a request during
+// which this worker thread faulted on the region (pmem/fault.h) is answered EIO, whatever
+// its handler computed from the zeros the fault left; and a reply the kernel cannot copy
+// (EFAULT: its iovecs point into a part of the region that is gone, e.g. a shrunk region
+// file) has already been answered EIO by the kernel, which ends the request.
 ssize_t DevWritev(int fd, iovec* iov, int count, void* userdata) {
   auto* s = static_cast<Session*>(userdata);
+  fuse_out_header reply{};
+  if (count >= 1 && iov[0].iov_len >= sizeof(reply)) std::memcpy(&reply, iov[0].iov_base, sizeof(reply));
+  if (reply.unique != 0 && pmem::fault::TakeThreadFault()) {
+    CheckRegionFaults(*s);
+    size_t total = 0;
+    for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+    reply.error = -EIO;
+    reply.len = sizeof(reply);
+    iovec one{&reply, sizeof(reply)};
+    spdlog::debug("request {}: region fault during the request, answered EIO", reply.unique);
+    return ::writev(fd, &one, 1) < 0 ? -1 : static_cast<ssize_t>(total);
+  }
   uint64_t init = s->init_unique.load();
   if (init != 0 && count >= 2 && iov[0].iov_len >= sizeof(fuse_out_header) &&
       iov[1].iov_len >= offsetof(fuse_init_out, flags) + sizeof(uint32_t)) {
@@ -562,7 +633,15 @@ ssize_t DevWritev(int fd, iovec* iov, int count, void* userdata) {
       }
     }
   }
-  return ::writev(fd, iov, count);
+  ssize_t n = ::writev(fd, iov, count);
+  if (n < 0 && errno == EFAULT && reply.unique != 0) {
+    s->fs->Stop("a reply could not be copied from the region (EFAULT): the region file shrank or a line is "
+                "poisoned; requests that touch it answer EIO");
+    size_t total = 0;
+    for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+    return static_cast<ssize_t>(total);  // the kernel answered EIO itself; nothing to retry
+  }
+  return n;
 }
 
 }  // namespace
@@ -586,6 +665,8 @@ int ServeFuse(FileSystem& fs, const ServeOptions& opts) {
   }
   // Attributes only (negative offset): safe while the kernel waits for this daemon's reply.
   fs.SetAttrChangedHook([se](uint64_t ino) { fuse_lowlevel_notify_inval_inode(se, ino, -1, 0); });
+  // SIGBUS on the region becomes EIO and a read-only filesystem, never a silent death.
+  pmem::fault::Install();
   int rc = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, opts.mountpoint.c_str()) == 0) {

@@ -8,6 +8,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 
+#include <sys/stat.h>
+
 #include <bit>
 #include <charconv>
 #include <cstring>
@@ -44,7 +46,9 @@ Result<uint64_t> ParseAlignment(std::string_view v, uint64_t region_align) {
     return Err(EINVAL, "immutable_extents: not 0, 1 or a size");
   n *= mult;
   if (!std::has_single_bit(n) || n < kBlockSize) return Err(EINVAL, "immutable_extents: alignment must be a power of two >= 4K");
-  return n;
+  // Below the region's mapping alignment the extents could not be mapped (a device-dax maps
+  // only at multiples of its alignment): raised to it; getfattr shows the effective value.
+  return std::max(n, region_align);
 }
 
 std::string FormatSize(uint64_t b) {
@@ -263,14 +267,58 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
 
 namespace pmemfs::fs {
 
-Result<FileSystem::LeaseInfo> FileSystem::Lease(uint64_t ino, bool take) {
+namespace {
+
+// What the caller of `ctx` could get by opening the region itself (issue 14): a lease
+// promises nothing the region's permissions would not give, so a user who cannot map a file
+// cannot pin its flag, and a lease is writable only for one who could write the region.
+// The region's mode bits, and search permission on each directory of its path, against the
+// caller's fsuid, fsgid and supplementary groups (ctx.InGroup); CAP_DAC_OVERRIDE gives both, CAP_DAC_READ_SEARCH reading, as the
+// kernel's generic_permission decides (capabilities through ctx.Has, the one capability
+// check). POSIX ACLs on the region are not consulted: mode bits only (documented).
+// A region without a path (memory, tests) is open to privileged callers only.
+struct RegionAccessBits {
+  bool read = false, write = false;
+};
+
+RegionAccessBits RegionAccess(const Ctx& ctx, const std::string& path) {
+  RegionAccessBits a;
+  auto bits = [&](const struct stat& st) {
+    return ctx.uid == st.st_uid ? (st.st_mode >> 6) : ctx.InGroup(st.st_gid) ? (st.st_mode >> 3) : st.st_mode;
+  };
+  struct stat st {};
+  if (!path.empty() && path[0] == '/' && ::stat(path.c_str(), &st) == 0) {
+    a.read = bits(st) & 4;
+    a.write = bits(st) & 2;
+    // Opening it also needs search permission on every directory on the way.
+    for (size_t slash = path.find('/', 1); slash != std::string::npos && (a.read || a.write);
+         slash = path.find('/', slash + 1)) {
+      struct stat dir {};
+      if (::stat(path.substr(0, slash).c_str(), &dir) != 0 ||
+          (!(bits(dir) & 1) && !ctx.Has(CAP_DAC_READ_SEARCH) && !ctx.Has(CAP_DAC_OVERRIDE)))
+        a.read = a.write = false;
+    }
+    if (::stat("/", &st) == 0 && !(bits(st) & 1) && !ctx.Has(CAP_DAC_READ_SEARCH) && !ctx.Has(CAP_DAC_OVERRIDE))
+      a.read = a.write = false;
+  }
+  if (!a.write && ctx.Has(CAP_DAC_OVERRIDE)) a.read = a.write = true;
+  if (!a.read && ctx.Has(CAP_DAC_READ_SEARCH)) a.read = true;
+  return a;
+}
+
+}  // namespace
+
+Result<FileSystem::LeaseInfo> FileSystem::Lease(const Ctx& ctx, uint64_t ino, bool take, bool want_write) {
   std::shared_lock lk(mu_);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (!(in.flags & format::kInodeImmutableExtents)) return Err(EINVAL, "file has no immutable extents");
+  RegionAccessBits access = RegionAccess(ctx, region_->path());
+  if (!access.read) return Err(EACCES, "lease refused: the caller could not open the region itself");
   PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
   LeaseInfo info;
   info.file_size = in.size;
   info.align = uint64_t{1} << in.align_shift;
+  info.writable = want_write && access.write && Writable().ok();
   for (const auto& [lblk, entry] : map->entries()) {
     const Extent& e = entry.e;
     info.extents.push_back({e.lblk * kBlockSize, e.pblk * kBlockSize, uint64_t{e.len} * kBlockSize});

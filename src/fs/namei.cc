@@ -259,9 +259,10 @@ Result<bool> FileSystem::IsAncestorLocked(uint64_t ancestor, uint64_t dir) {
 }
 
 Status FileSystem::Rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname,
-                          uint32_t flags) {
-  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Err(EINVAL, "unsupported rename flags");
-  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return Err(EINVAL, "conflicting rename flags");
+                          uint32_t flags, const Ctx& ctx) {
+  if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) return Err(EINVAL, "unsupported rename flags");
+  if ((flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
+    return Err(EINVAL, "conflicting rename flags");
   std::unique_lock lk(mu_);
   PMEMFS_TRY(Writable());
   PMEMFS_TRY(ValidName(newname));
@@ -352,7 +353,23 @@ Status FileSystem::Rename(uint64_t parent, std::string_view name, uint64_t newpa
     Inode unused;
     PMEMFS_TRY(AddEntryLocked(tx, newparent, unused, newname, sino, sin.mode));
   }
-  pd->StageRemove(tx, sslot);
+  if (flags & RENAME_WHITEOUT) {
+    // The source name stays, naming a whiteout (overlayfs's "deleted in the upper layer").
+    PMEMFS_ASSIGN_OR_RETURN(uint64_t wino, ibitmap_.Allocate(tx));
+    DropCaches(tx, wino);
+    Inode w{};
+    w.mode = S_IFCHR;  // WHITEOUT_MODE, device 0/0 (WHITEOUT_DEV)
+    w.uid = ctx.uid;
+    w.gid = (pin.mode & S_ISGID) ? pin.gid : ctx.gid;  // inode_init_owner()
+    w.nlink = 1;
+    uint32_t g = TxInode(tx, wino).generation + 1;
+    w.generation = g ? g : 1;
+    w.atime = w.mtime = w.ctime = w.btime = now;
+    PutInode(tx, wino, w);
+    pd->StageRetarget(tx, sslot, wino, ModeType(w.mode));
+  } else {
+    pd->StageRemove(tx, sslot);
+  }
   Inode p = TxInode(tx, parent);
   p.mtime = p.ctime = now;
   if (sdir && parent != newparent) p.nlink--;
@@ -376,32 +393,41 @@ Status FileSystem::ReadDir(uint64_t ino, uint64_t cookie, bool plus, const DirEm
   std::shared_lock lk(mu_);
   PMEMFS_ASSIGN_OR_RETURN(Inode din, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(DirIndex * d, Dir(ino, din));
-  struct stat st {};
+  Entry e;
   if (cookie == 0) {
-    st = ToStat(ino, din);
-    if (!emit(".", st, 1)) return Ok();
+    e = Entry{ino, din.generation, ToStat(ino, din)};
+    if (!emit(".", e, 1)) return Ok();
     cookie = 1;
   }
   if (cookie == 1) {
-    auto pin = LoadInode(din.parent);
-    st = {};
-    if (pin.ok()) st = ToStat(din.parent, *pin);
-    st.st_ino = din.parent;
-    st.st_mode = S_IFDIR;
-    if (!emit("..", st, 2)) return Ok();
+    e = Entry{din.parent, 0, {}};
+    if (auto pin = LoadInode(din.parent); pin.ok()) e = Entry{din.parent, pin->generation, ToStat(din.parent, *pin)};
+    e.attr.st_ino = din.parent;
+    e.attr.st_mode = S_IFDIR;
+    if (!emit("..", e, 2)) return Ok();
     cookie = 2;
   }
   DirEntryView v;
   for (uint64_t slot = cookie - 2; d->NextFrom(slot, &v); slot = v.slotno + 1) {
-    if (plus) {
-      PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(v.ino));
-      st = ToStat(v.ino, in);
-    } else {
-      st = {};
-      st.st_ino = v.ino;
-      st.st_mode = uint32_t{v.type} << 12;
+    // An entry naming no usable inode (damage fsck repairs) is skipped, so that the rest of
+    // the directory can still be listed; logged once per directory.
+    Result<Inode> in = plus || v.ino == 0 || v.ino >= sb_.inode_count || !ibitmap_.InUse(v.ino)
+                           ? LoadInode(v.ino)
+                           : Result<Inode>(Inode{});
+    if (!in.ok()) {
+      if (LogDamageOnce(ino, 0))
+        spdlog::error("directory {}: entry '{}' names inode {}: {}; skipped (run fsck.pmemfs)", ino, v.name, v.ino,
+                      in.error().Message());
+      continue;
     }
-    if (!emit(v.name, st, v.slotno + 3)) break;
+    if (plus) {
+      e = Entry{v.ino, in->generation, ToStat(v.ino, *in)};
+    } else {
+      e = Entry{v.ino, 0, {}};
+      e.attr.st_ino = v.ino;
+      e.attr.st_mode = uint32_t{v.type} << 12;
+    }
+    if (!emit(v.name, e, v.slotno + 3)) break;
     if (plus) {
       std::lock_guard cl(cache_mu_);
       StateLocked(v.ino).nlookup++;

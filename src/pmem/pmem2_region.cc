@@ -14,6 +14,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/devdax.h"
+#include "pmem/fault.h"
+
 namespace pmemfs::pmem {
 namespace {
 
@@ -35,6 +38,13 @@ Granularity ToGranularity(pmem2_granularity g) {
 
 }  // namespace
 
+Status CheckMap(const devdax::Rules& rules, uint64_t off, uint64_t len, const std::string& path) {
+  if (devdax::MapAllowed(rules, off, len)) return Ok();
+  spdlog::error("{}: mapping [{}, +{}) refused: {} ({} bytes{})", path, off, len, devdax::kMapRule, rules.align,
+                rules.emulated ? ", PMEMFS_TEST_DEVDAX" : "");
+  return Err(EINVAL, devdax::kMapRule);
+}
+
 Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, OpenOptions opts) {
   std::unique_ptr<Pmem2Region> r(new Pmem2Region());
   char abs[PATH_MAX];
@@ -45,7 +55,6 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, 
   struct stat st {};
   if (fstat(r->fd_, &st) != 0) return Err(errno, "stat region");
   if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) return Err(ENODEV, "region is not a file or devdax");
-  r->devdax_ = S_ISCHR(st.st_mode);
   if (opts.lock && flock(r->fd_, (opts.read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
     return Err(errno == EWOULDBLOCK ? EBUSY : errno, "region is in use by another pmemfs or tool");
   }
@@ -55,16 +64,26 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, 
   size_t size = 0, align = 0;
   int ret = pmem2_source_size(src, &size);
   if (ret == 0) ret = pmem2_source_alignment(src, &align);
+  if (ret != 0) {
+    pmem2_source_delete(&src);
+    return FromPmem2(ret, "pmem2 source");
+  }
+  // The device's rules (a real device-dax, or the PMEMFS_TEST_DEVDAX emulation): the whole
+  // region is one mapping, so its size must be a multiple of the alignment, as a real
+  // device-dax's always is.
+  auto rules = devdax::RulesFor(S_ISCHR(st.st_mode), align);
+  Status allowed = rules.ok() ? devdax::PrepareGranularity(*rules) : Status(rules.error());
+  if (allowed.ok() && size == 0) allowed = Err(EINVAL, "region is empty");
+  if (allowed.ok()) allowed = CheckMap(*rules, 0, size, r->path_);
+  if (!allowed.ok()) {
+    pmem2_source_delete(&src);
+    return allowed.error();
+  }
   pmem2_config* cfg = nullptr;
-  if (ret == 0) ret = pmem2_config_new(&cfg);
+  ret = pmem2_config_new(&cfg);
   // PAGE is the weakest requirement: libpmem2 then gives the strongest the media offers.
   if (ret == 0) ret = pmem2_config_set_required_store_granularity(cfg, PMEM2_GRANULARITY_PAGE);
   if (ret == 0 && opts.read_only) ret = pmem2_config_set_protection(cfg, PMEM2_PROT_READ);
-  if (ret == 0 && size == 0) {
-    pmem2_config_delete(&cfg);
-    pmem2_source_delete(&src);
-    return Err(EINVAL, "region is empty");
-  }
   if (ret == 0) ret = pmem2_map_new(&r->map_, cfg, src);
   if (cfg) pmem2_config_delete(&cfg);
   pmem2_source_delete(&src);
@@ -72,17 +91,24 @@ Result<std::unique_ptr<Pmem2Region>> Pmem2Region::Open(const std::string& path, 
 
   r->base_ = static_cast<uint8_t*>(pmem2_map_get_address(r->map_));
   r->size_ = pmem2_map_get_size(r->map_);
-  r->alignment_ = align;
+  r->alignment_ = rules->align;
+  r->devdax_ = rules->devdax;
+  r->emulated_ = rules->emulated;
   r->granularity_ = ToGranularity(pmem2_map_get_store_granularity(r->map_));
+  // A device-dax has no msync: page granularity there would fail at every fence.
+  if (r->devdax_ && r->granularity_ == Granularity::kPage) return Err(EINVAL, devdax::kGranularityRule);
   r->flush_ = pmem2_get_flush_fn(r->map_);
   r->drain_ = pmem2_get_drain_fn(r->map_);
   r->memcpy_ = pmem2_get_memcpy_fn(r->map_);
   r->memset_ = pmem2_get_memset_fn(r->map_);
+  // SIGBUS on this mapping is survivable where the handler is installed (the daemon).
+  fault::Watch(r->base_, r->size_, r->fd_, r->alignment_);
   return r;
 }
 
 Pmem2Region::~Pmem2Region() {
   if (granularity_ == Granularity::kPage) Drain();  // nothing flushed is left behind
+  if (base_) fault::Unwatch(base_);
   if (map_) pmem2_map_delete(&map_);
   if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
@@ -141,31 +167,16 @@ void Pmem2Region::ZeroFlush(uint64_t off, uint64_t len) {
 }
 
 std::string Pmem2Region::Describe() const {
-  return path_ + " (" + (devdax_ ? "devdax" : "file") + ", " + GranularityName(granularity_) +
+  return path_ + " (" + (emulated_ ? "file emulating a devdax (PMEMFS_TEST_DEVDAX)" : devdax_ ? "devdax" : "file") + ", " + GranularityName(granularity_) +
          " granularity, " + std::to_string(alignment_) + "-byte alignment)";
 }
 
-Status CreateRegionFile(const std::string& path, uint64_t size, bool sparse) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  bool created = fd >= 0;
-  if (!created && errno == EEXIST) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Err(errno, "create region file");
+Status CheckFileOpsAllowed(const std::string& path) {
   struct stat st {};
-  Status s;
-  if (fstat(fd, &st) != 0) {
-    s = Err(errno, "stat region file");
-  } else if (!S_ISREG(st.st_mode)) {
-    s = Err(EINVAL, "--size applies to regular files only");
-  } else if (static_cast<uint64_t>(st.st_size) < size && ftruncate(fd, static_cast<off_t>(size)) != 0) {
-    s = Err(errno, "size region file");
-  } else if (!sparse && fallocate(fd, 0, 0, static_cast<off_t>(std::max<uint64_t>(size, st.st_size))) != 0 &&
-             errno != EOPNOTSUPP) {
-    // A sparse region on a full filesystem would fail later, as SIGBUS on a store.
-    s = Err(errno, "allocate region file (--sparse creates it without allocating)");
-  }
-  ::close(fd);
-  if (!s.ok() && created) ::unlink(path.c_str());
-  return s;
+  if (::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) return Err(EINVAL, devdax::kFileOpRule);
+  PMEMFS_ASSIGN_OR_RETURN(devdax::Rules rules, devdax::RulesFor(false, 4096));
+  if (rules.devdax) return Err(EINVAL, devdax::kFileOpRule);
+  return Ok();
 }
 
 }  // namespace pmemfs::pmem

@@ -7,8 +7,16 @@
  *        pread through the mount, or from the region file at the offsets that the
  *        `user.pmemfs.extents` listing in EXTENTS_FILE gives
  *   map_counters hold   FILE                         map with libpmemfs and sleep (lease holder)
+ *   map_counters access FILE [rw]   open FILE O_RDONLY (rw: O_RDWR) and report, one line
+ *        each, what a mapping gets: the raw lease ioctl's access, pmemfs_map's protection,
+ *        pmemfs_map_prot(PROT_READ|PROT_WRITE), mmap(MAP_SHARED) with PROT_READ|PROT_WRITE
+ *        and with PROT_READ (direct under the shim), and a store through pmemfs_map's
+ *        mapping (in a child: "store signal=SIGSEGV" when the mapping is read-only)
+ *   map_counters lease  FILE        open FILE O_RDONLY, issue the lease ioctl, print
+ *        "lease ok access=r|rw" or "lease errno=NAME", then "held", and sleep holding it
  *
  * Exit status 0 when every counter is as stored; messages on stderr. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -21,6 +29,9 @@
 #include <unistd.h>
 
 #include "client/libpmemfs.h"
+#include "common/lease_protocol.h"
+#include <signal.h>
+#include <sys/ioctl.h>
 
 static uint64_t Mix(uint64_t x) {
   x ^= x >> 33;
@@ -111,6 +122,52 @@ static int Check(const char* path, uint64_t n, uint64_t seed, const char* region
   return bad ? 5 : 0;
 }
 
+static const char* AccessName(uint32_t a) { return (a & PMEMFS_LEASE_WRITE) ? "rw" : "r"; }
+
+static void RawLease(int fd) {
+  static struct pmemfs_lease_reply reply;
+  memset(&reply, 0, sizeof(reply));
+  ((struct pmemfs_lease_req*)&reply)->version = PMEMFS_LEASE_VERSION;
+  if (ioctl(fd, PMEMFS_IOC_LEASE, &reply) == 0) printf("lease ok access=%s\n", AccessName(reply.access));
+  else printf("lease errno=%s\n", strerrorname_np(errno));
+  fflush(stdout);
+}
+
+static int Access(const char* path, int rw) {
+  int fd = open(path, rw ? O_RDWR : O_RDONLY);
+  if (fd < 0) return perror(path), 1;
+  RawLease(fd);
+  size_t len = 0;
+  char* p = pmemfs_map(fd, &len);
+  if (p) printf("map prot=%s\n", pmemfs_mapping_prot(p) & PROT_WRITE ? "rw" : "r");
+  else printf("map errno=%s\n", strerrorname_np(errno));
+  char* w = pmemfs_map_prot(fd, &len, PROT_READ | PROT_WRITE);
+  if (w) printf("map-rw ok\n"), pmemfs_unmap(w);
+  else printf("map-rw errno=%s\n", strerrorname_np(errno));
+  struct stat st;
+  fstat(fd, &st);
+  void* m = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (m != MAP_FAILED) printf("mmap-rw ok\n"), munmap(m, st.st_size);
+  else printf("mmap-rw errno=%s\n", strerrorname_np(errno));
+  m = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+  if (m != MAP_FAILED) printf("mmap-r ok first=%d direct=%d\n", ((unsigned char*)m)[0], pmemfs_find(m, 1, NULL) != NULL), munmap(m, st.st_size);
+  else printf("mmap-r errno=%s\n", strerrorname_np(errno));
+  fflush(stdout);
+  if (p) {
+    pid_t child = fork();
+    if (child == 0) {
+      *(volatile char*)p = 'W';
+      pmemfs_persist(p, 1);
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    if (WIFSIGNALED(status)) printf("store signal=%s\n", sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
+    else printf("store ok\n");
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc >= 6 && strcmp(argv[1], "store") == 0)
     return Store(argv[2], argv[3], strtoull(argv[4], 0, 0), strtoull(argv[5], 0, 0), argc > 6);
@@ -122,6 +179,16 @@ int main(int argc, char** argv) {
     size_t len;
     if (fd < 0 || !pmemfs_map(fd, &len)) return fprintf(stderr, "hold: %s\n", pmemfs_errormsg()), 2;
     printf("mapped\n");
+    fflush(stdout);
+    pause();
+    return 0;
+  }
+  if (argc >= 3 && strcmp(argv[1], "access") == 0) return Access(argv[2], argc > 3 && strcmp(argv[3], "rw") == 0);
+  if (argc == 3 && strcmp(argv[1], "lease") == 0) {
+    int fd = open(argv[2], O_RDONLY);
+    if (fd < 0) return perror(argv[2]), 1;
+    RawLease(fd);
+    printf("held\n");
     fflush(stdout);
     pause();
     return 0;

@@ -2,6 +2,8 @@
 // leases, permissions, coherence with read()/write() through the mount.
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -21,6 +23,10 @@ const std::string kPreload = "LD_PRELOAD=" PMEMFS_LIB_DIR "/libpmemfs-preload.so
 class MappingTest : public MountTest {
  protected:
   std::string MountOptions() const override { return "allow_other"; }
+  void TearDown() override {
+    if (IsMounted(m_.mnt())) ExpectFlaggedExtentsAligned(m_.mnt());
+    MountTest::TearDown();
+  }
   CommandResult In(const std::string& cmd) { return Sh("cd " + m_.mnt() + " && " + cmd); }
   void Ok(const std::string& cmd) {
     CommandResult r = In(cmd);
@@ -164,6 +170,129 @@ TEST_F(MappingTest, UnflaggedFilesMapThroughThePageCache) {
   Ok(Counters("check u 3000 21"));
   ASSERT_TRUE(m_.Remount("allow_other"));
   Ok(Counters("check u 3000 21"));
+}
+
+// Issue 14, items 2 and 3: a lease carries the access the descriptor and the mount allow,
+// and is granted only to a caller who could open the region itself. The attacks run as an
+// unprivileged user (setpriv), as the reproductions in the issue did.
+class LeaseAccessTest : public MappingTest {
+ protected:
+  static constexpr const char* kNobody = "setpriv --reuid=65534 --regid=65534 --clear-groups ";
+  // A flagged file of 1 MiB of 'a', owned by root, mode 0644.
+  void FlaggedA(const std::string& name) {
+    Ok("head -c 1M /dev/zero | tr '\\0' a > " + name + " && chmod 644 " + name +
+       " && setfattr -n user.pmemfs.immutable_extents -v 1 " + name);
+  }
+  void RegionMode(const std::string& owner_group, mode_t mode) {
+    ASSERT_EQ(Sh("chown " + owner_group + " " + m_.region()).status, 0);
+    ASSERT_EQ(::chmod(m_.region().c_str(), mode), 0);
+    ASSERT_EQ(::chmod(m_.dir().c_str(), 0755), 0);
+  }
+  static void ExpectLines(const std::string& out, const std::vector<std::string>& lines) {
+    for (const auto& l : lines) EXPECT_NE(out.find(l + "\n"), std::string::npos) << "missing '" << l << "' in:\n" << out;
+  }
+};
+
+TEST_F(LeaseAccessTest, ReadOnlyDescriptorGetsOnlyAReadOnlyMapping) {
+  FlaggedA("f");
+  // The user may write the region (group access): only the descriptor limits the mapping.
+  RegionMode("0:4242", 0660);
+  const std::string user = "setpriv --reuid=65534 --regid=65534 --groups=4242 ";
+  CommandResult r = In(user + "env " + kPreload + Counters("access f"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  ExpectLines(r.output, {"lease ok access=r", "map prot=r", "map-rw errno=EACCES", "mmap-rw errno=EACCES",
+                         "mmap-r ok first=97 direct=1", "store signal=SEGV"});
+  EXPECT_EQ(ReadFile(P("f")), std::string(1 << 20, 'a')) << "nothing written through a read-only descriptor";
+  // The same user with a read-write descriptor gets a writable mapping: the test can tell.
+  Ok("chmod 666 f");
+  r = In(user + "env " + kPreload + Counters("access f rw"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  ExpectLines(r.output, {"lease ok access=rw", "map prot=rw", "map-rw ok", "mmap-rw ok", "store ok"});
+  EXPECT_EQ(ReadFile(P("f"))[0], 'W');
+  // With read access to the region only, even O_RDWR gives a read-only lease.
+  RegionMode("0:4242", 0640);
+  r = In(user + Counters("access f rw"));
+  ExpectLines(r.output, {"lease ok access=r", "map prot=r", "map-rw errno=EACCES"});
+  // Without the group, no access to the region: no lease at all.
+  r = In(std::string(kNobody) + Counters("access f"));
+  ExpectLines(r.output, {"lease errno=EACCES", "map errno=EACCES"});
+}
+
+TEST_F(LeaseAccessTest, ReadOnlyMountGivesReadOnlyMappingsAndNothingWrittenSurvives) {
+  FlaggedA("f");
+  ASSERT_TRUE(m_.Remount("allow_other,ro")) << m_.last_output();
+  CommandResult r = In("env " + kPreload + Counters("access f"));  // root, the region's owner
+  ASSERT_EQ(r.status, 0) << r.output;
+  ExpectLines(r.output, {"lease ok access=r", "map prot=r", "map-rw errno=EACCES", "mmap-rw errno=EACCES",
+                         "mmap-r ok first=97 direct=1", "store signal=SEGV"});
+  EXPECT_NE(In(Counters("access f rw")).status, 0) << "O_RDWR on a read-only mount";
+  ASSERT_TRUE(m_.Remount("allow_other")) << m_.last_output();
+  EXPECT_EQ(ReadFile(P("f")), std::string(1 << 20, 'a')) << "bytes written on a read-only mount survived";
+}
+
+TEST_F(LeaseAccessTest, UserWithoutRegionAccessCannotPinTheFlag) {
+  FlaggedA("f");
+  auto hold = [&](std::string* first) {
+    std::string fifo = m_.dir() + "/lease-fifo";
+    ::unlink(fifo.c_str());
+    EXPECT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      int out = ::open(fifo.c_str(), O_WRONLY);
+      ::dup2(out, 1);
+      std::string bin = Bin("map_counters"), file = P("f");
+      ::execl("/usr/bin/setpriv", "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin.c_str(),
+              "lease", file.c_str(), nullptr);
+      ::_exit(127);
+    }
+    std::ifstream in(fifo);
+    std::string held;
+    std::getline(in, *first);
+    std::getline(in, held);
+    EXPECT_EQ(held, "held");
+    return pid;
+  };
+  auto stop = [](pid_t pid) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  };
+  // Control: a user who can read the region gets a read-only lease, which pins the flag.
+  RegionMode("0:0", 0644);
+  std::string first;
+  pid_t holder = hold(&first);
+  EXPECT_EQ(first, "lease ok access=r");
+  CommandResult busy = In("setfattr -n user.pmemfs.immutable_extents -v 0 f");
+  EXPECT_NE(busy.output.find("busy"), std::string::npos) << busy.output;
+  stop(holder);
+  // The attack: no access to the region, a read-only descriptor, the lease ioctl.
+  RegionMode("0:0", 0600);
+  for (int i = 0; i < 200 && In("setfattr -n user.pmemfs.immutable_extents -v 0 f").status != 0; ++i) ::usleep(10000);
+  Ok("setfattr -n user.pmemfs.immutable_extents -v 1 f");
+  holder = hold(&first);
+  EXPECT_EQ(first, "lease errno=EACCES");
+  Ok("setfattr -n user.pmemfs.immutable_extents -v 0 f");  // at once, while the descriptor lives
+  Ok("truncate -s 0 f && rm f");
+  stop(holder);
+}
+
+// A file flagged with 4 KiB alignment on a plain file region, then mapped by a client that
+// sees the region as a device-dax of 2 MiB alignment (PMEMFS_TEST_DEVDAX=2M): libpmemfs
+// refuses before libpmem2 would, naming the rule and the cure.
+TEST(DevdaxClient, ExtentsOffTheRegionAlignmentAreRefusedNamingTheRule) {
+  ::unsetenv("PMEMFS_TEST_DEVDAX");
+  PmemfsMount m;
+  ASSERT_TRUE(m.MkfsAndMount()) << m.last_output();
+  const std::string f = m.Path("f");
+  ASSERT_EQ(Sh("dd if=/dev/zero of=" + f + " bs=4k count=3 status=none && setfattr -n "
+               "user.pmemfs.immutable_extents -v 4K " + f).status, 0);
+  CommandResult plain = Sh(Bin("map_counters") + " store lib " + f + " 10 1");
+  EXPECT_EQ(plain.status, 0) << plain.output;
+  CommandResult dax = Sh("PMEMFS_TEST_DEVDAX=2M " + Bin("map_counters") + " store lib " + f + " 10 1");
+  EXPECT_EQ(dax.status, 2) << dax.output;
+  EXPECT_NE(dax.output.find("not multiples of the region's mapping alignment 2097152"), std::string::npos)
+      << dax.output;
+  EXPECT_NE(dax.output.find("-v 1"), std::string::npos) << dax.output;
+  EXPECT_EQ(m.Unmount(), 0);
 }
 
 }  // namespace

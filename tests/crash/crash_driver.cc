@@ -21,7 +21,7 @@ namespace {
 void Walk(fs::FileSystem& fs, uint64_t dir, const std::string& path, const std::string& tearable,
           std::ostringstream& out, std::map<std::string, std::string>* contents) {
   std::vector<std::string> names;
-  Status s = fs.ReadDir(dir, 0, false, [&](std::string_view name, const struct stat&, uint64_t) {
+  Status s = fs.ReadDir(dir, 0, false, [&](std::string_view name, const fs::Entry&, uint64_t) {
     if (name != "." && name != "..") names.emplace_back(name);
     return true;
   });

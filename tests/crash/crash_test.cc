@@ -146,6 +146,18 @@ std::vector<Workload> Workloads() {
                  Ok(fs.SetXattr(kRoot, Ino(fs, R, "big"), "user.k", std::string(300, 'v'), 0), "setxattr");
                },
                ""});
+  w.push_back({"setxattr_grows_to_a_run", BaseTree,
+               [R](FileSystem& fs, Handles&) {
+                 Ok(fs.SetXattr(kRoot, Ino(fs, R, "h"), "user.big", std::string(20000, 'x'), 0), "setxattr");
+               },
+               ""});
+  w.push_back({"removexattr_shrinks_a_run",
+               [R](FileSystem& fs, Handles& open) {
+                 BaseTree(fs, open);
+                 Ok(fs.SetXattr(kRoot, Ino(fs, R, "h"), "user.big", std::string(20000, 'x'), 0), "setxattr");
+               },
+               [R](FileSystem& fs, Handles&) { Ok(fs.RemoveXattr(kRoot, Ino(fs, R, "h"), "user.big"), "removexattr"); },
+               ""});
   w.push_back({"removexattr", BaseTree,
                [R](FileSystem& fs, Handles&) { Ok(fs.RemoveXattr(kRoot, Ino(fs, R, "h"), "user.color"), "removexattr"); },
                ""});

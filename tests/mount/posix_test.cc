@@ -5,6 +5,7 @@
 #include <linux/falloc.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/xattr.h>
@@ -315,9 +316,27 @@ TEST_F(PosixTest, Xattrs) {
   EXPECT_ERRNO(ENODATA, ::getxattr(f.c_str(), "user.a", buf, sizeof buf));
   EXPECT_ERRNO(EOPNOTSUPP, ::setxattr(f.c_str(), "nonsense.a", "1", 1, 0));
   EXPECT_ERRNO(ERANGE, ::setxattr(f.c_str(), std::string("user." + std::string(300, 'n')).c_str(), "1", 1, 0));
+  // The bare namespace prefix is an invalid name (tmpfs: EINVAL), any other namespace is
+  // unsupported.
+  for (const char* bare : {"user.", "trusted.", "security."}) {
+    EXPECT_ERRNO(EINVAL, ::setxattr(f.c_str(), bare, "1", 1, 0));
+    EXPECT_ERRNO(EINVAL, ::getxattr(f.c_str(), bare, buf, sizeof buf));
+    EXPECT_ERRNO(EINVAL, ::removexattr(f.c_str(), bare));
+  }
+  // Values up to XATTR_SIZE_MAX (64 KiB), several per file, as on tmpfs and XFS.
   std::string huge(70000, 'v');
-  EXPECT_EQ(::setxattr(f.c_str(), "user.huge", huge.data(), huge.size(), 0), -1);
-  EXPECT_TRUE(errno == E2BIG || errno == ENOSPC) << std::strerror(errno);
+  EXPECT_ERRNO(E2BIG, ::setxattr(f.c_str(), "user.huge", huge.data(), huge.size(), 0));
+  for (size_t len : {4000, 4096, 65536}) {
+    std::string name = "user.v" + std::to_string(len), value(len, char('a' + len % 26));
+    ASSERT_EQ(::setxattr(f.c_str(), name.c_str(), value.data(), value.size(), 0), 0) << len << std::strerror(errno);
+    std::string back(len, '\0');
+    ASSERT_EQ(::getxattr(f.c_str(), name.c_str(), back.data(), back.size()), (ssize_t)len);
+    EXPECT_EQ(back, value);
+  }
+  for (int i = 0; i < 300; ++i) {
+    std::string name = "user.many" + std::to_string(i);
+    ASSERT_EQ(::setxattr(f.c_str(), name.c_str(), "0123456789", 10, 0), 0) << i << ": " << std::strerror(errno);
+  }
 }
 
 TEST_F(PosixTest, FallocateModes) {
@@ -422,10 +441,56 @@ TEST_F(PrivilegeTest, UnprivilegedChangesClearSetuidAndGroupExecutableSetgid) {
   SetMode("f", 06777);
   Ok(AsNobody("fallocate -l 65536 f"));
   EXPECT_EQ(Mode("f"), 0777u) << "fallocate";
-  // Set-group-ID without group execute marks mandatory locking, not privilege: kept.
+  // Set-group-ID without group execute (mandatory locking) goes only when the writer is
+  // not in the file's group (tmpfs on Linux 6.x: setattr_should_drop_sgid()).
   SetMode("f", 06767);
   Ok(AsNobody("sh -c 'echo more >> f'"));
-  EXPECT_EQ(Mode("f"), 02767u) << "write, setgid without group execute";
+  EXPECT_EQ(Mode("f"), 0767u) << "write by a non-member, setgid without group execute";
+  ASSERT_EQ(::chown(P("f").c_str(), 0, 100), 0);
+  SetMode("f", 06767);
+  Ok("setpriv --reuid=65534 --regid=65534 --groups=100 sh -c 'echo more >> f'");
+  EXPECT_EQ(Mode("f"), 02767u) << "write by a member through a supplementary group";
+  ASSERT_EQ(::chown(P("f").c_str(), 0, 65534), 0);
+  SetMode("f", 06767);
+  Ok(AsNobody("sh -c 'echo more >> f'"));
+  EXPECT_EQ(Mode("f"), 02767u) << "write by a member through its own group";
+}
+
+// chown clears set-user-ID (and group-executable set-group-ID) on every non-directory, as
+// tmpfs does: fifos, sockets and device nodes too.
+TEST_F(PrivilegeTest, ChownClearsSetIdOnEveryNonDirectory) {
+  ASSERT_EQ(::mkfifo(P("p").c_str(), 0600), 0);
+  ASSERT_EQ(::mknod(P("c").c_str(), S_IFCHR | 0600, makedev(1, 3)), 0);
+  ASSERT_EQ(::mkdir(P("d").c_str(), 0755), 0);
+  for (const char* n : {"p", "c", "d"}) ASSERT_EQ(::chown(P(n).c_str(), 65534, 65534), 0);
+  SetMode("p", 06555);
+  Ok(AsNobody("chown 65534:65534 p"));
+  EXPECT_EQ(Mode("p"), 0555u) << "chown of a fifo by its owner";
+  SetMode("p", 06545);
+  Ok(AsNobody("chown 65534:65534 p"));
+  EXPECT_EQ(Mode("p"), 02545u) << "setgid without group execute, owner in the group: kept";
+  SetMode("c", 06755);
+  ASSERT_EQ(::chown(P("c").c_str(), 0, 0), 0);
+  EXPECT_EQ(Mode("c"), 0755u) << "chown of a device node by root";
+  SetMode("c", 06745);
+  ASSERT_EQ(::chown(P("c").c_str(), 0, 5), 0);
+  EXPECT_EQ(Mode("c"), 02745u) << "root keeps setgid without group execute (CAP_FSETID)";
+  SetMode("d", 06755);
+  ASSERT_EQ(::chown(P("d").c_str(), 0, 0), 0);
+  EXPECT_EQ(Mode("d"), 06755u) << "directories keep both";
+}
+
+// Capabilities held only inside a user namespace (`unshare -r`) count for nothing on a
+// mount owned by the initial namespace: a write or truncate by such a "root" still clears
+// set-user-ID, as on tmpfs.
+TEST_F(PrivilegeTest, CapabilitiesOfAChildUserNamespaceDoNotCount) {
+  ASSERT_TRUE(WriteFile(P("f"), "x"));
+  SetMode("f", 04777);
+  Ok(AsNobody("unshare -r sh -c 'echo more >> f'"));
+  EXPECT_EQ(Mode("f"), 0777u) << "write";
+  SetMode("f", 04777);
+  Ok(AsNobody("unshare -r truncate -s 1 f"));
+  EXPECT_EQ(Mode("f"), 0777u) << "truncate";
 }
 
 TEST_F(PrivilegeTest, PrivilegedWritesKeepTheBitsAndChownClearsThem) {

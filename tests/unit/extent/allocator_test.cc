@@ -175,5 +175,37 @@ TEST_F(AllocatorTest, InodeBitmapAllocatesUntilFull) {
   EXPECT_FALSE(reloaded.InUse(*got.begin()));
 }
 
+// Issue 11 bug 1, at the allocator: on a nearly full region, one transaction takes a run
+// inside bitmap word W after the goal, wraps around to a run spanning words W-1..W, then
+// takes a run inside word W before the goal. Every run must be marked in use after the
+// commit and after a reload (the third staging of word W, the same range as the first,
+// used to be applied before the stale copy of W in the second).
+TEST_F(AllocatorTest, FirstFitWrapAroundInOneTransactionMarksEveryRun) {
+  Init(64 << 20);
+  const uint64_t first = format::OffBlock(sb_.data_off);
+  Use(alloc_->free_blocks());  // the whole data area
+  ASSERT_EQ(alloc_->free_blocks(), 0u);
+  const uint64_t w = (first + 64 + 63) / 64;  // word W-1 and W wholly in the data area
+  const uint64_t goal = w * 64 + 20;
+  extent::Run after{w * 64 + 30, 2}, spanning{w * 64 - 2, 4}, before{w * 64 + 6, 3};
+  for (const extent::Run& r : {after, spanning, before}) Free(r);
+  Tx tx(*region_);
+  std::vector<extent::Run> got;
+  for (uint64_t g = goal; got.size() < 3;) {
+    auto r = alloc_->Reserve(64, g, 1, false);
+    ASSERT_OK(r);
+    alloc_->StageUse(tx, *r);
+    got.push_back(*r);
+    g = r->end();
+  }
+  ASSERT_EQ(got[0].start, after.start);
+  ASSERT_EQ(got[1].start, spanning.start) << "wrapped around to the first free run";
+  ASSERT_EQ(got[2].start, before.start);
+  ASSERT_OK(journal_->Commit(tx));
+  for (const extent::Run& r : got) EXPECT_TRUE(alloc_->InUse(r)) << r.start;
+  alloc_->Load();
+  EXPECT_EQ(alloc_->free_blocks(), 0u);
+}
+
 }  // namespace
 }  // namespace pmemfs::extent

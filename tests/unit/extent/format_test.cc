@@ -134,10 +134,13 @@ TEST(FormatGolden, DirentAndXattr) {
   x.magic = kXattrBlockMagic;
   x.count = 0x11;
   x.used = 0x12;
+  x.nblocks = 0x13;
   x.owner = 0x0102030405060708ull;
-  EXPECT_EQ(Hex(x), "5841545211000000120000000000000008070605040302010000000000000000");
-  XattrEntry e{0x21, 0, 0x2223};
-  EXPECT_EQ(Hex(e), "21002322");
+  EXPECT_EQ(Hex(x), "5841545211000000120000001300000008070605040302010000000000000000");
+  XattrEntry e{0x21, 0x01, 0x2223};
+  EXPECT_EQ(Hex(e), "21012322");
+  EXPECT_EQ(XattrRunSpace(1), 4064u);
+  EXPECT_EQ(XattrRunSpace(kMaxXattrBlocks), 64 * 4096 - 32u);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "fs/check.h"
 #include "unit/fs/fs_fixture.h"
 
 namespace pmemfs::fs {
@@ -27,7 +28,7 @@ TEST_F(FsTest, LookupInLargeDirectory) {
   Remount();  // the index is rebuilt from the blocks
   EXPECT_TRUE(fs_->Lookup(d, "file-19999").ok());
   size_t n = 0;
-  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view, const struct stat&, uint64_t) {
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view, const Entry&, uint64_t) {
                    ++n;
                    return true;
                  }).ok());
@@ -40,7 +41,7 @@ TEST_F(FsTest, ReaddirCookiesStayValidWhileTheDirectoryChanges) {
   // Read the first 100 entries, then change the directory, then resume from the cookie.
   std::set<std::string> first;
   uint64_t cookie = 0;
-  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view name, const struct stat&, uint64_t next) {
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view name, const Entry&, uint64_t next) {
                    first.emplace(name);
                    cookie = next;
                    return first.size() < 100;
@@ -55,7 +56,7 @@ TEST_F(FsTest, ReaddirCookiesStayValidWhileTheDirectoryChanges) {
   ASSERT_TRUE(fs_->Unlink(d, victim).ok());
   for (int i = 0; i < 50; ++i) Create(d, "new" + std::to_string(i));
   std::multiset<std::string> rest;
-  ASSERT_TRUE(fs_->ReadDir(d, cookie, false, [&](std::string_view name, const struct stat&, uint64_t) {
+  ASSERT_TRUE(fs_->ReadDir(d, cookie, false, [&](std::string_view name, const Entry&, uint64_t) {
                    rest.emplace(name);
                    return true;
                  }).ok());
@@ -73,6 +74,47 @@ TEST_F(FsTest, NamesAreValidated) {
   EXPECT_TRUE(fs_->Mknod(ctx_, kRootIno, std::string(255, 'a'), S_IFREG | 0644, 0).ok());
   EXPECT_EQ(fs_->Mknod(ctx_, kRootIno, "a/b", S_IFREG | 0644, 0).code(), EINVAL);
   EXPECT_EQ(fs_->Mknod(ctx_, kRootIno, std::string(255, 'a'), S_IFREG | 0644, 0).code(), EEXIST);
+}
+
+// Names of every length, removed by unlink, rename away and rmdir: the directory stays
+// well-formed on media (a name spanning several 64-byte slots once left its tail behind,
+// which parsed as entries after a remount: "directory entry malformed").
+TEST_F(FsTest, RemovingNamesOfEveryLengthLeavesAWellFormedDirectory) {
+  uint64_t d = Mkdir(kRootIno, "d");
+  uint64_t other = Mkdir(kRootIno, "other");
+  auto name = [](size_t len, char c) { return std::string(len, c); };
+  for (size_t len = 1; len <= format::kMaxNameLen; ++len) {
+    Create(d, name(len, 'f'));
+    Mkdir(d, name(len, 'd'));
+    Create(d, name(len, 'r'));
+    Create(d, name(len, 'k'));  // stays
+  }
+  for (size_t len = 1; len <= format::kMaxNameLen; ++len) {
+    ASSERT_TRUE(fs_->Unlink(d, name(len, 'f')).ok()) << len;
+    ASSERT_TRUE(fs_->Rmdir(d, name(len, 'd')).ok()) << len;
+    ASSERT_TRUE(fs_->Rename(d, name(len, 'r'), other, name(len, 'r'), 0).ok()) << len;
+  }
+  Remount();  // the index is rebuilt from the blocks
+  size_t n = 0;
+  ASSERT_TRUE(fs_->ReadDir(d, 0, false, [&](std::string_view nm, const Entry&, uint64_t) {
+                   EXPECT_TRUE(nm == "." || nm == ".." || nm.find_first_not_of('k') == std::string_view::npos) << nm;
+                   ++n;
+                   return true;
+                 }).ok());
+  EXPECT_EQ(n, format::kMaxNameLen + 2);
+  for (size_t len = 1; len <= format::kMaxNameLen; ++len) {
+    EXPECT_TRUE(fs_->Lookup(d, name(len, 'k')).ok()) << len;
+    EXPECT_EQ(fs_->Lookup(d, name(len, 'f')).code(), ENOENT) << len;
+    EXPECT_TRUE(fs_->Lookup(other, name(len, 'r')).ok()) << len;
+  }
+  // The freed slots are reused by new names, and the directory still loads.
+  for (size_t len = 1; len <= format::kMaxNameLen; len += 7) Create(d, name(len, 'n'));
+  Remount();
+  EXPECT_TRUE(fs_->Lookup(d, name(253, 'n')).ok());
+  fs_.reset();
+  CheckResult c = Check(*region_, {});
+  EXPECT_EQ(c.problems, 0u);
+  Remount();
 }
 
 }  // namespace
