@@ -455,8 +455,15 @@ Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint6
         std::memcpy(buf.data() + (pos - off_in - done), region_->base() + e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), m);
       pos += m;
     }
-    PMEMFS_ASSIGN_OR_RETURN(size_t w, WriteLocked(ctx, ino_out, off_out + done, buf.data(), n));
-    done += w;
+    // As a write: what was copied before a failure (ENOSPC) is the result, and a short
+    // chunk ends the copy.
+    auto w = WriteLocked(ctx, ino_out, off_out + done, buf.data(), n);
+    if (!w.ok()) {
+      if (done > 0) break;
+      return Error(w.error());
+    }
+    done += *w;
+    if (*w < n) break;
   }
   return done;
 }

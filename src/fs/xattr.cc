@@ -4,6 +4,7 @@
 // drains them), and the old run is freed by that same transaction. The journal carries
 // only the inode and bitmap changes. The pmemfs.* names in the user namespace are virtual
 // (immutable.cc).
+#include <linux/capability.h>
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 
@@ -100,12 +101,19 @@ Result<std::string> FileSystem::GetXattr(uint64_t ino, std::string_view name) {
   return Err(ENODATA, "no such xattr");
 }
 
-Result<std::vector<std::string>> FileSystem::ListXattr(uint64_t ino) {
+Result<std::vector<std::string>> FileSystem::ListXattr(uint64_t ino, const Ctx& ctx) {
   std::shared_lock lk(mu_);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun run, XattrsOf(ino, in));
   std::vector<std::string> names;
-  for (auto& [n, v] : run.list) names.push_back(n);
+  int trusted = -1;  // whether the caller may see trusted.*: asked once, and only if needed
+  for (auto& [n, v] : run.list) {
+    if (n.starts_with("trusted.")) {
+      if (trusted < 0) trusted = ctx.Has(CAP_SYS_ADMIN) ? 1 : 0;
+      if (!trusted) continue;
+    }
+    names.push_back(n);
+  }
   return names;
 }
 
