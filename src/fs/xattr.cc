@@ -72,13 +72,14 @@ Status FileSystem::SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name,
   if (IsVirtualXattr(name)) return SetVirtualXattr(ctx, ino, name, value, flags);
   PMEMFS_TRY(ValidXattrName(name));
   if (value.size() > extent::kXattrValueMax) return Err(E2BIG, "xattr value too large");
-  if ((flags & XATTR_CREATE) && (flags & XATTR_REPLACE)) return Err(EINVAL, "conflicting xattr flags");
   std::unique_lock lk(mu_);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(ino, in));
   XattrList list = old.list;
   auto it = std::find_if(list.begin(), list.end(), [&](auto& kv) { return kv.first == name; });
+  // Both flags together are allowed (the VFS checks only for unknown ones): EEXIST or ENODATA,
+  // as on ext4 and tmpfs.
   if (it != list.end() && (flags & XATTR_CREATE)) return Err(EEXIST, "xattr exists");
   if (it == list.end() && (flags & XATTR_REPLACE)) return Err(ENODATA, "no such xattr");
   if (it != list.end()) it->second = std::string(value);

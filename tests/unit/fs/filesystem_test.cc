@@ -300,6 +300,9 @@ TEST_F(FsTest, Xattrs) {
   ASSERT_TRUE(fs_->SetXattr(ctx_, f, "user.a", "1", 0).ok());
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.a", "2", XATTR_CREATE).code(), EEXIST);
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.b", "2", XATTR_REPLACE).code(), ENODATA);
+  // Both flags: whichever condition fails (ext4, tmpfs; differential tester seed 118096489).
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.a", "2", XATTR_CREATE | XATTR_REPLACE).code(), EEXIST);
+  EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.b", "2", XATTR_CREATE | XATTR_REPLACE).code(), ENODATA);
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "bogus.a", "2", 0).code(), EOPNOTSUPP);
   EXPECT_EQ(fs_->SetXattr(ctx_, f, "user.", "2", 0).code(), EINVAL);
   EXPECT_EQ(fs_->GetXattr(f, "trusted.").code(), EINVAL);
