@@ -6,6 +6,8 @@
 #   passthrough_ll -o default_permissions  the same, with the kernel's permission checks that
 #                   pmemfs always has (metadata and tar rows only): with them every entry
 #                   change costs the next operation in that directory a GETATTR round trip
+#   null            libfuse's `null` example (a one-file FUSE filesystem whose read and write
+#                   return at once), 4 KiB fio rows only: the FUSE round-trip ceiling here
 #   pmemfs-shm      pmemfs, region file on /dev/shm
 #   pmemfs-disk     pmemfs, region file on /var/tmp, PMEM2_FORCE_GRANULARITY=CACHE_LINE
 # Workloads: fio (4 KiB randread, randwrite, write+fdatasync; 1 MiB seq write, read; 1 and
@@ -39,6 +41,7 @@ PIDS=()
 
 cleanup() {
   for m in "$WORK"/mnt-*; do mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m" 2>/dev/null; done
+  grep -q " $WORK/mnt-null " /proc/mounts && fusermount3 -u "$WORK/mnt-null" 2>/dev/null
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$WORK" "$SHM" "$DISK_REGION" /var/tmp/pmemfs-bench-big
@@ -57,10 +60,14 @@ PT_MAX=$(( $(ulimit -n) - 2000 ))
 (( TAR_FILES > PT_MAX )) && TAR_FILES=$PT_MAX
 gcc -O2 -Wall "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c" -o "$WORK/passthrough_ll" \
   $(pkg-config --cflags --libs fuse3)
+gcc -O2 -Wall "/usr/share/doc/libfuse3-dev/examples/null.c" -o "$WORK/null" $(pkg-config --cflags --libs fuse3)
 mkdir -p "$SHM/tmpfs" "$SHM/pt-src" "$SHM/ptdp-src" "$WORK/mnt-pt" "$WORK/mnt-ptdp" "$WORK/mnt-shm" "$WORK/mnt-disk"
 "$WORK/passthrough_ll" -o source="$SHM/pt-src" -f "$WORK/mnt-pt" >"$WORK/pt.log" 2>&1 &
 PIDS+=($!)
 "$WORK/passthrough_ll" -o source="$SHM/ptdp-src",default_permissions -f "$WORK/mnt-ptdp" >"$WORK/ptdp.log" 2>&1 &
+PIDS+=($!)
+: >"$WORK/mnt-null"  # null mounts on a regular file and serves it as a 4 GiB file
+"$WORK/null" -f "$WORK/mnt-null" >"$WORK/null.log" 2>&1 &
 PIDS+=($!)
 "$B/mkfs.pmemfs" -f --size "$SHM_REGION" "$SHM/region" >/dev/null
 "$B/pmemfs" "$SHM/region" "$WORK/mnt-shm" -f >"$WORK/shm.log" 2>&1 &
@@ -68,9 +75,9 @@ PIDS+=($!)
 "$B/mkfs.pmemfs" -f --size 4G "$DISK_REGION" >/dev/null
 PMEM2_FORCE_GRANULARITY=CACHE_LINE "$B/pmemfs" "$DISK_REGION" "$WORK/mnt-disk" -f >"$WORK/disk.log" 2>&1 &
 PIDS+=($!)
-for m in pt ptdp shm disk; do wait_mounted "$WORK/mnt-$m"; done
+for m in pt ptdp null shm disk; do wait_mounted "$WORK/mnt-$m"; done
 
-TARGETS=(tmpfs passthrough_ll pmemfs-shm pmemfs-disk)
+TARGETS=(tmpfs passthrough_ll null pmemfs-shm pmemfs-disk)
 META_TARGETS=(tmpfs passthrough_ll passthrough_ll-dp pmemfs-shm pmemfs-disk)
 dir_of() {
   case $1 in
@@ -90,15 +97,18 @@ fio_row() {  # NAME RW BS EXTRA... : figures in MB/s (bandwidth) for every targe
   local name=$1 rw=$2 bs=$3 jobs=$4
   shift 4
   for t in "${TARGETS[@]}"; do
-    local d vals=()
+    local d vals=() where
+    [[ $t == null && $bs != 4k ]] && continue  # null's reads and writes cost nothing at any size
     d=$(dir_of "$t")
+    where=--directory="$d"
+    [[ $t == null ]] && where=--filename="$WORK/mnt-null"
     for r in $(seq "$RUNS"); do
       local json="$OUT/fio/$name-j$jobs-$t-$r.json"
-      fio --name="$name" --directory="$d" --rw="$rw" --bs="$bs" --size="$FIO_SIZE" --numjobs="$jobs" \
+      fio --name="$name" "$where" --rw="$rw" --bs="$bs" --size="$FIO_SIZE" --numjobs="$jobs" \
         --time_based --runtime="$FIO_SECS" --ramp_time=0 --ioengine=psync --group_reporting \
         --output-format=json --output="$json" "$@" >/dev/null
       vals+=("$(python3 -c "import json,sys; j=json.load(open('$json'))['jobs'][0]; print((j['read']['bw']+j['write']['bw'])/1024)")")
-      rm -f "$d"/"$name".*
+      [[ $t == null ]] || rm -f "$d"/"$name".*
     done
     R["fio $name, $jobs job(s) (MB/s)|$t"]=$(printf '%s\n' "${vals[@]}" | median)
   done
@@ -187,21 +197,23 @@ mount_figures "$BIG_FILES"
   echo "pmemfs benchmark ($MODE), $(date -u '+%F %H:%M UTC'), $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB,"
   echo "kernel $(uname -r), fio $(fio --version), medians of $RUNS run(s) (metadata: $META_RUNS). Command: bench/run.sh${1:+ $1}"
   echo
-  echo "| workload | tmpfs | passthrough_ll | passthrough_ll -o default_permissions | pmemfs (shm) | pmemfs (disk, CL) | shm / passthrough_ll | shm / passthrough_ll dp | shm / tmpfs |"
-  echo "|---|---|---|---|---|---|---|---|---|"
+  echo "| workload | tmpfs | passthrough_ll | passthrough_ll -o default_permissions | null | pmemfs (shm) | pmemfs (disk, CL) | shm / passthrough_ll | shm / passthrough_ll dp | shm / null | shm / tmpfs |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for row in "${ROWS[@]}"; do
-    tm=${R["$row|tmpfs"]:-} pt=${R["$row|passthrough_ll"]:-} dp=${R["$row|passthrough_ll-dp"]:-}
+    tm=${R["$row|tmpfs"]:-} pt=${R["$row|passthrough_ll"]:-} dp=${R["$row|passthrough_ll-dp"]:-} nl=${R["$row|null"]:-}
     ps=${R["$row|pmemfs-shm"]:-} pd=${R["$row|pmemfs-disk"]:-}
     ratio() {  # higher is better, except for times in seconds
       [[ -z $1 || -z $2 ]] && { echo "-"; return; }
       if [[ $row == *"(s)" ]]; then printf "%.2f" "$(echo "scale=3; $2 / $1" | bc)"; else printf "%.2f" "$(echo "scale=3; $1 / $2" | bc)"; fi
     }
     fmt() { [[ -z $1 ]] && echo "-" || printf '%.4g' "$1"; }
-    echo "| $row | $(fmt "$tm") | $(fmt "$pt") | $(fmt "$dp") | $(fmt "$ps") | $(fmt "$pd") | $(ratio "$ps" "$pt") | $(ratio "$ps" "$dp") | $(ratio "$ps" "$tm") |"
+    echo "| $row | $(fmt "$tm") | $(fmt "$pt") | $(fmt "$dp") | $(fmt "$nl") | $(fmt "$ps") | $(fmt "$pd") | $(ratio "$ps" "$pt") | $(ratio "$ps" "$dp") | $(ratio "$ps" "$nl") | $(ratio "$ps" "$tm") |"
   done
   echo
   echo "Ratios are pmemfs (shm) over the peer, oriented so that above 1 means pmemfs is better"
-  echo "(for times in seconds the peer's time over pmemfs's). pmemfs always mounts with"
+  echo "(for times in seconds the peer's time over pmemfs's). 'null' is libfuse's null example:"
+  echo "every read and write returns at once, so its 4 KiB rows are the FUSE round-trip ceiling and"
+  echo "shm / null is the share of that ceiling pmemfs reaches. pmemfs always mounts with"
   echo "default_permissions; passthrough_ll by default does not, so the 'dp' column is the same"
   echo "FUSE conversation as pmemfs's for metadata. passthrough_ll holds a descriptor per inode"
   echo "and this machine allows $(ulimit -n): its metadata columns are for $(( META_N < PT_MAX ? META_N : PT_MAX ))"

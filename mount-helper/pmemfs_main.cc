@@ -32,6 +32,7 @@ void Usage(FILE* f) {
                "  -d              debug: foreground, log_level=debug, and libfuse's request trace\n"
                "  -o ro           mount read-only\n"
                "  -o user_immutable  let a file's owner set/clear user.pmemfs.immutable_extents\n"
+               "  -o noprefault   do not map the blocks in use into the daemon's page tables at mount\n"
                "  -o log_level=L  trace, debug, info (default), warn, error, off\n"
                "  -o overmount    allow MOUNTPOINT to be a mount already (stack on top of it)\n"
                "  other -o options go to FUSE (allow_other, ...); default_permissions is always on\n");
@@ -93,6 +94,7 @@ std::string CheckMountPoint(const std::string& mnt, bool overmount) {
 int main(int argc, char** argv) {
   std::vector<std::string> positional, fuse_opts;
   bool foreground = false, debug = false, read_only = false, user_immutable = false, overmount = false;
+  bool prefault = true;
   std::string log_level = "info";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -112,6 +114,7 @@ int main(int argc, char** argv) {
         if (o.empty()) continue;
         if (o.rfind("log_level=", 0) == 0) log_level = o.substr(10);
         else if (o == "user_immutable") user_immutable = true;
+        else if (o == "noprefault") prefault = false;
         else if (o == "overmount") overmount = true;
         else if (o == "ro") read_only = true, fuse_opts.push_back(o);
         else if (o == "rw") read_only = false;
@@ -182,6 +185,7 @@ int main(int argc, char** argv) {
       if (!permission_warning.empty()) spdlog::warn("{}", permission_warning);
     }
   };
+  if (prefault) (*fs)->StartPrefault();
   int rc = fs::ServeFuse(**fs, so);
   spdlog::info("pmemfs on {} unmounted", mountpoint);
   return rc;

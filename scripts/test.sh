@@ -63,6 +63,15 @@ cmake --build "$ASAN_DIR" -j"$(nproc)" --target corrupt_tests fsck_tests crash_t
 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir "$ASAN_DIR" --output-on-failure --timeout 900 -L 'corrupt|crash'
 
+# ThreadSanitizer over the concurrency tests (issue 12): threads creating, writing, renaming
+# and removing in private and shared directories of one filesystem (the lock order documented
+# in src/fs/filesystem.h), and concurrent journal commits forming groups. Any report fails.
+TSAN_DIR=${TSAN_BUILD_DIR:-build-tsan}
+cmake -S . -B "$TSAN_DIR" -DPMEMFS_TSAN=ON -DPMEMFS_WERROR=ON >/dev/null
+cmake --build "$TSAN_DIR" -j"$(nproc)" --target fs_unit_tests lower_unit_tests
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir "$TSAN_DIR" --output-on-failure --timeout 900 -R 'Concurren'
+
 # The one-minute benchmark smoke run (issue 6): figures are reported, never asserted.
 if [[ ${PMEMFS_SKIP_BENCH_SMOKE:-0} != 1 ]]; then
   ./bench/run.sh --smoke

@@ -111,22 +111,40 @@ void BlockAllocator::StageFree(Tx& tx, Run r) {
 }
 
 void BlockAllocator::StageBits(Tx& tx, Run r, bool set) {
-  // One record covering the 8-byte words of the run.
-  uint64_t w0 = r.start / 64, w1 = (r.end() + 63) / 64;
-  uint64_t off = sb_.block_bitmap_off + w0 * 8;
-  std::vector<uint64_t> words(w1 - w0);
-  tx.Read(off, words.data(), static_cast<uint32_t>(words.size() * 8));
-  for (uint64_t b = r.start; b < r.end(); ++b) {
-    uint64_t& w = words[b / 64 - w0];
-    uint64_t bit = 1ull << (b % 64);
-    w = set ? (w | bit) : (w & ~bit);
+  // Bit operations, resolved at commit: other transactions may change other bits of the
+  // same words meanwhile.
+  for (uint64_t b = r.start; b < r.end();) {
+    uint64_t w = b / 64, first = b % 64, n = std::min<uint64_t>(64 - first, r.end() - b);
+    uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << first;
+    uint64_t off = sb_.block_bitmap_off + w * 8;
+    if (set) tx.SetBits(off, mask);
+    else tx.ClearBits(off, mask);
+    b += n;
   }
-  tx.Write(off, words.data(), static_cast<uint32_t>(words.size() * 8));
 }
 
 uint64_t BlockAllocator::free_blocks() const {
   std::lock_guard lk(mu_);
   return free_count_;
+}
+
+bool BlockAllocator::Taken(Run r) const {
+  std::lock_guard lk(mu_);
+  auto it = free_.upper_bound(r.start);
+  if (it != free_.begin() && std::prev(it)->first + std::prev(it)->second > r.start) return false;
+  return it == free_.end() || it->first >= r.end();
+}
+
+std::vector<Run> BlockAllocator::TakenRuns() const {
+  std::vector<Run> out;
+  std::lock_guard lk(mu_);
+  uint64_t pos = 0;
+  for (const auto& [start, len] : free_) {
+    if (start > pos) out.push_back({pos, start - pos});
+    pos = start + len;
+  }
+  if (pos < sb_.total_blocks) out.push_back({pos, sb_.total_blocks - pos});
+  return out;
 }
 
 bool BlockAllocator::InUse(Run r) const {
@@ -144,55 +162,65 @@ InodeBitmap::InodeBitmap(const pmem::Region& region, const format::Superblock& s
 void InodeBitmap::Load() {
   std::lock_guard lk(mu_);
   const uint8_t* bm = region_.base() + sb_.inode_bitmap_off;
+  uint64_t nwords = (sb_.inode_count + 63) / 64;
+  taken_.assign(nwords, 0);
   uint64_t used = 0;
-  for (uint64_t w = 0; w < (sb_.inode_count + 63) / 64; ++w) {
+  for (uint64_t w = 0; w < nwords; ++w) {
     uint64_t word;
     std::memcpy(&word, bm + w * 8, 8);
-    if (w == sb_.inode_count / 64 && sb_.inode_count % 64) word &= (1ull << (sb_.inode_count % 64)) - 1;
+    if (w == sb_.inode_count / 64 && sb_.inode_count % 64) word |= ~((1ull << (sb_.inode_count % 64)) - 1);
+    taken_[w] = word;
     used += std::popcount(word);
   }
-  free_ = sb_.inode_count - used;
+  free_ = nwords * 64 - used;
   cursor_ = 0;
+  committed_ = taken_;
 }
 
 Result<uint64_t> InodeBitmap::Allocate(Tx& tx) {
   std::lock_guard lk(mu_);
   if (free_ == 0) return Err(ENOSPC, "inode table full");
-  uint64_t nwords = (sb_.inode_count + 63) / 64;
+  const uint64_t nwords = taken_.size();
   for (uint64_t i = 0; i < nwords; ++i) {
     uint64_t w = (cursor_ + i) % nwords;
-    uint64_t off = sb_.inode_bitmap_off + w * 8;
-    uint64_t word = tx.Get<uint64_t>(off);
-    if (word == ~0ull) continue;
-    int bit = std::countr_one(word);
+    if (taken_[w] == ~0ull) continue;
+    int bit = std::countr_one(taken_[w]);
     uint64_t ino = w * 64 + bit;
-    if (ino >= sb_.inode_count) continue;
-    word |= 1ull << bit;
-    tx.Put(off, word);
+    taken_[w] |= 1ull << bit;
     cursor_ = w;
     --free_;
-    tx.OnAbort([this] {
+    tx.SetBits(sb_.inode_bitmap_off + w * 8, 1ull << bit);
+    tx.OnAbort([this, ino] { Release(ino); });
+    tx.OnCommit([this, ino] {
       std::lock_guard l(mu_);
-      ++free_;
+      committed_[ino / 64] |= 1ull << (ino % 64);
     });
     return ino;
   }
   return Err(ENOSPC, "inode table full");
 }
 
+void InodeBitmap::Release(uint64_t ino) {
+  std::lock_guard l(mu_);
+  taken_[ino / 64] &= ~(1ull << (ino % 64));
+  ++free_;
+}
+
 void InodeBitmap::StageFree(Tx& tx, uint64_t ino) {
-  uint64_t off = sb_.inode_bitmap_off + (ino / 64) * 8;
-  uint64_t word = tx.Get<uint64_t>(off) & ~(1ull << (ino % 64));
-  tx.Put(off, word);
-  tx.OnCommit([this] {
-    std::lock_guard l(mu_);
-    ++free_;
+  tx.ClearBits(sb_.inode_bitmap_off + (ino / 64) * 8, 1ull << (ino % 64));
+  // Reusable once the freeing transaction has committed.
+  tx.OnCommit([this, ino] {
+    {
+      std::lock_guard l(mu_);
+      committed_[ino / 64] &= ~(1ull << (ino % 64));
+    }
+    Release(ino);
   });
 }
 
 bool InodeBitmap::InUse(uint64_t ino) const {
-  const uint8_t* bm = region_.base() + sb_.inode_bitmap_off;
-  return ino < sb_.inode_count && ((bm[ino / 8] >> (ino % 8)) & 1);
+  std::lock_guard lk(mu_);
+  return ino < sb_.inode_count && ((committed_[ino / 64] >> (ino % 64)) & 1);
 }
 
 uint64_t InodeBitmap::free_inodes() const {

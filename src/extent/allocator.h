@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "common/result.h"
 #include "extent/format.h"
@@ -45,8 +46,14 @@ class BlockAllocator {
 
   uint64_t free_blocks() const;
   uint64_t total_blocks() const { return sb_.total_blocks; }
-  // True when every block of `r` is marked in use in the bitmap (fsck, tests).
+  // True when every block of `r` is marked in use in the bitmap on media. REQUIRES no
+  // commit running (fsck, tests).
   bool InUse(Run r) const;
+  // True when no block of `r` is free in the DRAM map: in use, or taken by a transaction
+  // in flight. Thread-safe.
+  bool Taken(Run r) const;
+  // The runs not free in the DRAM map at this instant, in order.
+  std::vector<Run> TakenRuns() const;
 
  private:
   void StageBits(Tx& tx, Run r, bool set);
@@ -59,24 +66,36 @@ class BlockAllocator {
   uint64_t free_count_ = 0;            // GUARDED_BY(mu_)
 };
 
-// InodeBitmap: which inode slots are in use. Allocation scans from a rotating cursor.
+// InodeBitmap: which inode slots are in use. The on-media bitmap changes only through
+// transactions (bit operations); a DRAM copy also marks the slots that transactions in
+// flight have taken or are freeing, so that concurrent transactions never take one slot
+// twice and a freed slot is reused only once the freeing transaction has committed.
+// Allocation scans from a rotating cursor. Thread-safe.
 class InodeBitmap {
  public:
   InodeBitmap(const pmem::Region& region, const format::Superblock& sb);
-  void Load();  // counts free slots
-  // Finds a free slot and stages it in use. ENOSPC when the table is full.
+  void Load();  // builds the DRAM copy
+  // Takes a free slot and stages it in use; it returns to the free slots if `tx` aborts.
+  // ENOSPC when the table is full.
   Result<uint64_t> Allocate(Tx& tx);
+  // Stages the slot free; it is reusable once `tx` commits.
   void StageFree(Tx& tx, uint64_t ino);
+  // In use as of the last commit (a DRAM copy of the bitmap on media, so that readers need
+  // not read words a commit may be writing).
   bool InUse(uint64_t ino) const;
   uint64_t free_inodes() const;
   uint64_t inode_count() const { return sb_.inode_count; }
 
  private:
+  void Release(uint64_t ino);
+
   const pmem::Region& region_;
   format::Superblock sb_;
   mutable std::mutex mu_;
-  uint64_t cursor_ = 0;  // word index. GUARDED_BY(mu_)
-  uint64_t free_ = 0;    // GUARDED_BY(mu_)
+  std::vector<uint64_t> taken_;      // in use on media or by a transaction in flight. GUARDED_BY(mu_)
+  std::vector<uint64_t> committed_;  // in use on media. GUARDED_BY(mu_)
+  uint64_t cursor_ = 0;          // word index. GUARDED_BY(mu_)
+  uint64_t free_ = 0;            // GUARDED_BY(mu_)
 };
 
 }  // namespace pmemfs::extent

@@ -26,7 +26,9 @@ inline constexpr uint64_t kBlockSize = 4096;
 inline constexpr uint32_t kBlockShift = 12;
 inline constexpr uint64_t kMagic = 0x31305346'4D454D50ull;  // "PMEMFS01"
 inline constexpr uint16_t kMajor = 1;
-inline constexpr uint16_t kMinor = 2;  // 1: journal checksum XXH3-64; 2: multi-block xattr runs
+inline constexpr uint16_t kMinor = 3;  // 1: journal checksum XXH3-64; 2: multi-block xattr runs;
+                                       // 3: in-place writes' time word; the inode checksum
+                                       //    leaves it and the orphan links out
 // Feature masks: none defined yet. A mount refuses unknown incompat bits and mounts
 // read-only with unknown ro_compat bits.
 inline constexpr uint64_t kIncompatSupported = 0;
@@ -163,10 +165,18 @@ struct Inode {
   uint64_t next_orphan;   // orphan list links (doubly linked: O(1) removal), or 0
   Extent inline_extents[kInlineExtents];
   uint64_t prev_orphan;
-  uint8_t reserved[20];
-  uint32_t crc;           // crc32c of bytes [0, offsetof(crc))
+  // When not 0: the time (ns since the epoch) of an in-place write made after the last
+  // journaled change of this inode, which is its mtime and ctime. Stored by that write
+  // outside the journal, with its data; folded into mtime and ctime (and cleared) by the
+  // next journaled change (extent/records.h). Format 1.3; 0 in older images.
+  uint64_t data_time_ns;
+  uint8_t reserved[12];
+  uint32_t crc;           // crc32c of bytes [0, offsetof(crc)), data_time_ns and the orphan
+                          // links counted as zero (extent/records.h)
 };
 static_assert(sizeof(Inode) == 256);
+static_assert(offsetof(Inode, next_orphan) == 144);
+static_assert(offsetof(Inode, data_time_ns) == 232 && offsetof(Inode, data_time_ns) % 8 == 0);
 static_assert(offsetof(Inode, size) == 32);
 static_assert(offsetof(Inode, atime) == 48);
 static_assert(offsetof(Inode, rdev) == 112);

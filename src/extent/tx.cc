@@ -42,6 +42,19 @@ void Tx::Read(uint64_t off, void* dst, uint32_t len) const {
     uint64_t lo = std::max(off, r.off), hi = std::min(off + len, r.off + r.len);
     if (lo < hi) std::memcpy(out + (lo - off), data_.data() + r.data + (lo - r.off), hi - lo);
   }
+  // Bit operations apply last, as at commit.
+  for (auto it = bits_.lower_bound(off & ~7ull); it != bits_.end() && it->first < off + len; ++it) {
+    uint64_t word;
+    uint64_t w = it->first;
+    std::memcpy(&word, region_.base() + w, 8);
+    for (const Record& r : records_) {
+      uint64_t lo = std::max(w, r.off), hi = std::min(w + 8, r.off + r.len);
+      if (lo < hi) std::memcpy(reinterpret_cast<uint8_t*>(&word) + (lo - w), data_.data() + r.data + (lo - r.off), hi - lo);
+    }
+    word = it->second.Apply(word);
+    uint64_t lo = std::max(off, w), hi = std::min(off + len, w + 8);
+    if (lo < hi) std::memcpy(out + (lo - off), reinterpret_cast<uint8_t*>(&word) + (lo - w), hi - lo);
+  }
 }
 
 void Tx::Committed() {

@@ -50,13 +50,14 @@ uint64_t HoleBlocks(const ExtentMap& map, uint64_t lblk, uint64_t n) {
 
 Status FileSystem::Read(uint64_t ino, uint64_t off, uint64_t size,
                         const std::function<void(const std::vector<Piece>&)>& sink) {
-  std::shared_lock lk(mu_);
+  NodeRef node = GetNode(ino);
+  std::shared_lock lk(node->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (S_ISDIR(in.mode)) return Err(EISDIR, "read of a directory");
   std::vector<Piece> pieces;
   if (off < in.size && size > 0) {
     uint64_t end = std::min<uint64_t>(in.size, off + std::min<uint64_t>(size, kMaxFileSize));
-    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(*node, in));
     auto add = [&](const void* p, size_t n) {
       if (!p && !pieces.empty() && !pieces.back().data) pieces.back().len += n;
       else pieces.push_back(Piece{p, n});
@@ -82,9 +83,8 @@ Status FileSystem::Read(uint64_t ino, uint64_t off, uint64_t size,
   return Ok();
 }
 
-Status FileSystem::AllocateLocked(Tx& tx, uint64_t ino, Inode& in, ExtentMap& map, uint64_t lblk,
-                                  uint64_t nblocks, bool unwritten, uint64_t align) {
-  (void)ino;
+Status FileSystem::AllocateLocked(Tx& tx, Inode& in, ExtentMap& map, uint64_t lblk, uint64_t nblocks,
+                                  bool unwritten, uint64_t align) {
   uint64_t pos = lblk, end = lblk + nblocks;
   while (pos < end) {
     const Extent* e = map.Next(pos);
@@ -113,11 +113,54 @@ Status FileSystem::AllocateLocked(Tx& tx, uint64_t ino, Inode& in, ExtentMap& ma
 }
 
 Result<size_t> FileSystem::Write(uint64_t ino, uint64_t off, const void* data, size_t len, const Ctx& ctx) {
-  std::unique_lock lk(mu_);
-  return WriteLocked(ctx, ino, off, data, len);
+  NodeRef n = GetNode(ino);
+  std::unique_lock lk(n->mu);
+  return WriteLocked(ctx, *n, off, data, len);
 }
 
-Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len) {
+Result<bool> FileSystem::OverwriteInPlaceLocked(Node& n, Inode& in, uint64_t off, const void* data, size_t len) {
+  if (off + len > in.size || (in.mode & (S_ISUID | S_ISGID))) return false;
+  if (n.has_capability_xattr < 0) {
+    bool caps = false;
+    if (in.xattr_block) {
+      PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun run, XattrsOf(n.ino, in));
+      for (const auto& [name, value] : run.list) caps |= name == "security.capability";
+    }
+    n.has_capability_xattr = caps;
+  }
+  if (n.has_capability_xattr) return false;  // the write must drop it: a transaction
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(n, in));
+  // Every block written already: nothing to allocate, convert or zero.
+  const uint64_t end = off + len;
+  for (uint64_t b = off / kBlockSize; b < BlocksUp(end);) {
+    const Extent* e = map->Next(b);
+    if (!e || e->lblk > b || (e->flags & format::kExtentUnwritten)) return false;
+    b = e->lblk + e->len;
+  }
+  const auto* src = static_cast<const uint8_t*>(data);
+  for (uint64_t pos = off; pos < end;) {
+    const Extent* e = map->Next(pos / kBlockSize);
+    uint64_t m = std::min(end, (e->lblk + e->len) * kBlockSize) - pos;
+    region_->CopyFlush(e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), src + (pos - off), m);
+    pos += m;
+  }
+  // mtime and ctime: one word stored in place too (format.h, data_time_ns), which the
+  // inode's checksum leaves out. A replay of the live log must not put an older one back:
+  // when the log holds this inode's word, it is emptied first.
+  const uint64_t word = extent::InodeOff(sb_, n.ino) + offsetof(Inode, data_time_ns);
+  journal_.ForgetLoggedRange(word, sizeof(uint64_t));
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  const uint64_t ns = static_cast<uint64_t>(now.tv_sec) * 1000000000 + static_cast<uint64_t>(now.tv_nsec);
+  __atomic_store_n(region_->At<uint64_t>(word), ns, __ATOMIC_RELAXED);  // one 8-byte store: never torn
+  region_->Flush(word, sizeof(ns));
+  in.mtime = in.ctime = format::Timespec{now.tv_sec, static_cast<uint32_t>(now.tv_nsec), 0};
+  region_->Drain();  // the data and the times durable before the reply
+  return true;
+}
+
+Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, Node& n, uint64_t off, const void* data, size_t len) {
+  const uint64_t ino = n.ino;
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (S_ISDIR(in.mode)) return Err(EISDIR, "write to a directory");
@@ -129,10 +172,12 @@ Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t of
   if (off + len > in.size) {
     PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "extending write"));
     // Bytes between the old EOF and the write become visible: they must read as zeros.
-    PMEMFS_TRY(ClearPastEofLocked(ino, off));
+    PMEMFS_TRY(ClearPastEofLocked(n, off));
     PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
   }
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(bool done, OverwriteInPlaceLocked(n, in, off, data, len));
+  if (done) return len;
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(n, in));
 
   // A write that does not fit whole is cut short at a block boundary, as Linux filesystems
   // do; ENOSPC only when not one block more fits. It is first cut to the holes the free
@@ -150,18 +195,19 @@ Result<size_t> FileSystem::WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t of
   }
   for (;;) {
     if (fit <= b0) return Err(ENOSPC, "no space for the write");
-    size_t n = static_cast<size_t>(std::min<uint64_t>(off + len, fit * kBlockSize) - off);
-    auto r = WriteRangeLocked(ctx, ino, in, *map, off, data, n);
+    size_t count = static_cast<size_t>(std::min<uint64_t>(off + len, fit * kBlockSize) - off);
+    auto r = WriteRangeLocked(ctx, n, in, off, data, count);
     if (r.ok() || r.code() != ENOSPC) return r;
     PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));  // the aborted transaction changed nothing
-    PMEMFS_ASSIGN_OR_RETURN(map, Extents(ino, in));
+    PMEMFS_ASSIGN_OR_RETURN(map, Extents(n, in));
     fit -= 1 + (fit - b0) / format::kExtentsPerBlock;  // room for another extent block
   }
 }
 
-Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, uint64_t ino, Inode in, ExtentMap& inmap, uint64_t off,
-                                            const void* data, size_t len) {
-  ExtentMap* map = &inmap;
+Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, Node& node, Inode in, uint64_t off, const void* data,
+                                            size_t len) {
+  const uint64_t ino = node.ino;
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(node, in));
   uint64_t b0 = off / kBlockSize, b1 = BlocksUp(off + len);
   auto needs_zero = [&](uint64_t b) {
     const Extent* e = map->Next(b);
@@ -183,9 +229,9 @@ Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, uint64_t ino, Inode 
     c1 = std::min({e->lblk + e->len, (b1 + kZerooutBlocks - 1) / kZerooutBlocks * kZerooutBlocks, std::max(eof_blk, b1)});
 
   Tx tx(*region_);
-  DropCaches(tx, ino);
+  DropCaches(tx, node);
   // Pass 1: every block of the range mapped and written.
-  PMEMFS_TRY(AllocateLocked(tx, ino, in, *map, b0, b1 - b0, false, 1));
+  PMEMFS_TRY(AllocateLocked(tx, in, *map, b0, b1 - b0, false, 1));
   auto block_off = [&](uint64_t b) {
     const Extent* e = map->Next(b);
     return (e->pblk + (b - e->lblk)) * kBlockSize;
@@ -205,19 +251,20 @@ Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, uint64_t ino, Inode 
   }
   in.size = std::max<uint64_t>(in.size, off + len);
   in.mtime = in.ctime = Now();
-  PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
+  PMEMFS_TRY(KillPrivsLocked(ctx, tx, node, in, /*chown=*/false));
   PutInode(tx, ino, in);
-  PMEMFS_TRY(Commit(tx));  // fence 1 also drains the data copied above
+  PMEMFS_TRY(Commit(tx));  // the data copied above is drained before the log
   return len;
 }
 
-Status FileSystem::TruncateBlocksLocked(uint64_t ino, uint64_t from) {
+Status FileSystem::TruncateBlocksLocked(Node& node, uint64_t from) {
+  const uint64_t ino = node.ino;
   // Batches, each one transaction that fits the log: blocks are released from the end, so
   // every intermediate state is a valid file (blocks beyond EOF are legal).
   const uint64_t budget = std::max<uint64_t>(journal_.capacity() / 4 * 8, 64);
   for (;;) {
     PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
-    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(node, in));
     const auto& ents = map->entries();
     if (ents.empty() || std::prev(ents.end())->second.e.lblk + std::prev(ents.end())->second.e.len <= from) break;
     uint64_t lo = from, spent = 0;
@@ -237,7 +284,7 @@ Status FileSystem::TruncateBlocksLocked(uint64_t ino, uint64_t from) {
       spent += n;
     }
     Tx tx(*region_);
-    DropCaches(tx, ino);
+    DropCaches(tx, node);
     std::vector<Run> freed;
     PMEMFS_TRY(map->Remove(tx, in, lo, kNoEnd - lo, &freed, alloc_));
     for (const Run& r : freed) {
@@ -250,15 +297,15 @@ Status FileSystem::TruncateBlocksLocked(uint64_t ino, uint64_t from) {
   return Ok();
 }
 
-Status FileSystem::ClearPastEofLocked(uint64_t ino, uint64_t upto) {
-  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+Status FileSystem::ClearPastEofLocked(Node& n, uint64_t upto) {
+  PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(n.ino));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(n, in));
   const uint64_t eof_blk = BlocksUp(in.size);
   const auto& ents = map->entries();
   for (auto it = ents.rbegin(); it != ents.rend() && it->second.e.lblk + it->second.e.len > eof_blk; ++it) {
     if (!(it->second.e.flags & format::kExtentUnwritten)) {
       // A truncate released its blocks in batches and was cut short: they still hold data.
-      PMEMFS_TRY(TruncateBlocksLocked(ino, eof_blk));
+      PMEMFS_TRY(TruncateBlocksLocked(n, eof_blk));
       break;
     }
   }
@@ -273,11 +320,13 @@ Status FileSystem::ClearPastEofLocked(uint64_t ino, uint64_t upto) {
   return Ok();
 }
 
-Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::function<Status(Tx&, Inode&)>& also) {
+Status FileSystem::SetSizeLocked(Node& n, uint64_t size, const std::function<Status(Tx&, Inode&)>& also) {
+  const uint64_t ino = n.ino;
   PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino));
-  if (size > cur.size) PMEMFS_TRY(ClearPastEofLocked(ino, size));
+  if (size > cur.size) PMEMFS_TRY(ClearPastEofLocked(n, size));
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   Tx tx(*region_);
+  DropCaches(tx, n);
   bool shrink = size < in.size;
   in.size = size;
   in.mtime = in.ctime = Now();
@@ -286,7 +335,7 @@ Status FileSystem::SetSizeLocked(uint64_t ino, uint64_t size, const std::functio
   PMEMFS_TRY(Commit(tx));
   // Blocks past the new EOF go in later transactions; if a crash cuts this short, the
   // next growth releases what is left (ClearPastEofLocked).
-  if (shrink) return TruncateBlocksLocked(ino, BlocksUp(size));
+  if (shrink) return TruncateBlocksLocked(n, BlocksUp(size));
   return Ok();
 }
 
@@ -298,20 +347,21 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
   if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)) return Err(EOPNOTSUPP, "conflicting modes");
   if (len == 0) return Err(EINVAL, "fallocate of zero length");
   if (off >= kMaxFileSize || len > kMaxFileSize - off) return Err(EFBIG, "fallocate beyond the maximum file size");
-  std::unique_lock lk(mu_);
+  NodeRef node = GetNode(ino);
+  std::unique_lock lk(node->mu);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (S_ISDIR(in.mode)) return Err(EISDIR, "fallocate of a directory");
   if (!S_ISREG(in.mode)) return Err(ENODEV, "fallocate of a special file");
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(*node, in));
   uint64_t end = off + len;
   uint64_t b0 = off / kBlockSize, b1 = BlocksUp(end);
   bool immutable = in.flags & format::kInodeImmutableExtents;
   bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && end > in.size;
   if (grows && !immutable) {
-    PMEMFS_TRY(ClearPastEofLocked(ino, end));
+    PMEMFS_TRY(ClearPastEofLocked(*node, end));
     PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
-    PMEMFS_ASSIGN_OR_RETURN(map, Extents(ino, in));
+    PMEMFS_ASSIGN_OR_RETURN(map, Extents(*node, in));
   }
 
   // Zeroes the bytes of [lo, hi) that lie in written blocks, in place.
@@ -339,7 +389,7 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
     region_->Drain();
     if (w0 < w1) {
       Tx tx(*region_);
-      DropCaches(tx, ino);
+      DropCaches(tx, *node);
       std::vector<Run> freed;
       PMEMFS_TRY(map->Remove(tx, in, w0, w1 - w0, &freed, alloc_));
       uint64_t n = 0;
@@ -350,13 +400,13 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
         in.blocks -= r.len;
       }
       in.mtime = in.ctime = Now();
-      PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
+      PMEMFS_TRY(KillPrivsLocked(ctx, tx, *node, in, /*chown=*/false));
       PutInode(tx, ino, in);
       return Commit(tx);
     }
     Tx tx(*region_);
     in.mtime = in.ctime = Now();
-    PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
+    PMEMFS_TRY(KillPrivsLocked(ctx, tx, *node, in, /*chown=*/false));
     PutInode(tx, ino, in);
     return Commit(tx);
   }
@@ -382,7 +432,7 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
   }
   if (holes > alloc_.free_blocks()) return Err(ENOSPC, "no space for fallocate");
   Tx tx(*region_);
-  DropCaches(tx, ino);
+  DropCaches(tx, *node);
   if (mode & FALLOC_FL_ZERO_RANGE) {
     uint64_t w0 = BlocksUp(off), w1 = end / kBlockSize;
     if (w0 < w1) {
@@ -393,21 +443,22 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
       zero_bytes(off, end);
     }
   }
-  PMEMFS_TRY(AllocateLocked(tx, ino, in, *map, b0, b1 - b0, true, 1));
+  PMEMFS_TRY(AllocateLocked(tx, in, *map, b0, b1 - b0, true, 1));
   if (grows) in.size = end;
   in.ctime = Now();
   if (grows || (mode & FALLOC_FL_ZERO_RANGE)) in.mtime = in.ctime;
-  PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, in, /*chown=*/false));
+  PMEMFS_TRY(KillPrivsLocked(ctx, tx, *node, in, /*chown=*/false));
   PutInode(tx, ino, in);
   return Commit(tx);
 }
 
 Result<uint64_t> FileSystem::Lseek(uint64_t ino, uint64_t off, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Err(EINVAL, "lseek whence");
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (off >= in.size) return Err(ENXIO, "offset at or beyond EOF");
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(*n, in));
   // Unwritten extents read as zeros and count as holes, as on ext4 and XFS.
   uint64_t pos = off;
   if (whence == SEEK_DATA) {
@@ -430,7 +481,19 @@ Result<uint64_t> FileSystem::Lseek(uint64_t ino, uint64_t off, int whence) {
 
 Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out,
                                          size_t len, const Ctx& ctx) {
-  std::unique_lock lk(mu_);
+  // Two files: their nodes by inode number, the source shared.
+  NodeRef in_node = GetNode(ino_in), out_node = GetNode(ino_out);
+  std::shared_lock<std::shared_mutex> in_lock(in_node->mu, std::defer_lock);
+  std::unique_lock<std::shared_mutex> out_lock(out_node->mu, std::defer_lock);
+  if (ino_in == ino_out) {
+    out_lock.lock();
+  } else if (ino_in < ino_out) {
+    in_lock.lock();
+    out_lock.lock();
+  } else {
+    out_lock.lock();
+    in_lock.lock();
+  }
   PMEMFS_ASSIGN_OR_RETURN(Inode src, LoadInode(ino_in));
   if (!S_ISREG(src.mode)) return Err(EINVAL, "copy from a non-regular file");
   if (off_in >= src.size) return size_t{0};
@@ -444,7 +507,7 @@ Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint6
   while (done < len) {
     size_t n = std::min(kChunk, len - done);
     PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino_in));
-    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino_in, cur));
+    PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(*in_node, cur));
     std::memset(buf.data(), 0, n);
     for (uint64_t pos = off_in + done, end = pos + n; pos < end;) {
       const Extent* e = map->Next(pos / kBlockSize);
@@ -455,15 +518,13 @@ Result<size_t> FileSystem::CopyFileRange(uint64_t ino_in, uint64_t off_in, uint6
         std::memcpy(buf.data() + (pos - off_in - done), region_->base() + e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), m);
       pos += m;
     }
-    // As a write: what was copied before a failure (ENOSPC) is the result, and a short
-    // chunk ends the copy.
-    auto w = WriteLocked(ctx, ino_out, off_out + done, buf.data(), n);
+    auto w = WriteLocked(ctx, *out_node, off_out + done, buf.data(), n);
     if (!w.ok()) {
-      if (done > 0) break;
+      if (done > 0) break;  // as write(): what was copied is the result
       return Error(w.error());
     }
     done += *w;
-    if (*w < n) break;
+    if (*w < n) break;  // the destination is full
   }
   return done;
 }

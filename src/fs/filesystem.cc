@@ -5,6 +5,7 @@
 #include <linux/capability.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "extent/records.h"
@@ -28,8 +29,33 @@ FileSystem::FileSystem(std::unique_ptr<pmem::Region> owned, pmem::Region& region
       ibitmap_(*region_, sb_) {}
 
 FileSystem::~FileSystem() {
-  std::unique_lock lk(mu_);
+  stop_prefault_ = true;
+  if (prefault_.joinable()) prefault_.join();
+  // No request is in flight (the FUSE loop ended, or the caller is done with it).
   if (!read_only_ && Writable().ok()) (void)journal_.Checkpoint();
+}
+
+void FileSystem::StartPrefault() {
+  prefault_ = std::thread([this] {
+    const auto start = std::chrono::steady_clock::now();
+    constexpr uint64_t kChunk = 2ull << 20;  // a stop is noticed within one chunk
+    uint64_t bytes = 0;
+    // The fixed metadata (block 0 on) is in use too, so it comes first.
+    for (const extent::Run& r : alloc_.TakenRuns()) {
+      for (uint64_t off = format::BlockOff(r.start), end = format::BlockOff(r.end()); off < end; off += kChunk) {
+        if (stop_prefault_) return;
+        const uint64_t n = std::min(kChunk, end - off);
+        if (Status s = region_->Prefault(off, n); !s.ok()) {
+          spdlog::debug("prefault stopped at region offset {}: {}", off, s.error().Message());
+          return;
+        }
+        bytes += n;
+      }
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    spdlog::info("prefaulted {} MiB of the region mapping (metadata and blocks in use) in {} ms", bytes >> 20,
+                 ms.count());
+  });
 }
 
 Result<std::unique_ptr<FileSystem>> FileSystem::Mount(std::unique_ptr<pmem::Region> region, MountOptions opts) {
@@ -61,21 +87,26 @@ Status FileSystem::Recover() {
   if (st->magic != format::kStateMagic) return Err(EUCLEAN, "state block damaged");
   alloc_.Load();
   ibitmap_.Load();
-  auto root = LoadInode(format::kRootIno);
-  if (!root.ok() || !S_ISDIR(root->mode)) return Err(EUCLEAN, "root directory damaged");
+  {
+    NodeRef root_node = GetNode(format::kRootIno);
+    std::shared_lock lk(root_node->mu);
+    auto root = LoadInode(format::kRootIno);
+    if (!root.ok() || !S_ISDIR(root->mode)) return Err(EUCLEAN, "root directory damaged");
+  }
   if (read_only_) return Ok();
 
   // Orphans: inodes unlinked while open when the last daemon stopped. Nothing references
   // them now; free each (their data, then the inode), bounded against a corrupt cycle.
-  std::unique_lock lk(mu_);
   uint64_t freed = 0;
   while (uint64_t ino = region_->At<format::StateBlock>(sb_.state_off)->orphan_head) {
     if (++freed > sb_.inode_count) return Err(EUCLEAN, "orphan list has a cycle");
+    NodeRef n = GetNode(ino);
+    std::unique_lock lk(n->mu);
     auto in = LoadInode(ino);
     if (!in.ok()) return Error(in.error());
     if (in->nlink != 0) return Err(EUCLEAN, "linked inode on the orphan list");
-    PMEMFS_TRY(TruncateBlocksLocked(ino, 0));
-    PMEMFS_TRY(FreeInodeLocked(ino));
+    PMEMFS_TRY(TruncateBlocksLocked(*n, 0));
+    PMEMFS_TRY(FreeInodeLocked(*n));
   }
   if (freed) spdlog::info("recovery: freed {} orphaned inodes", freed);
   return Ok();
@@ -122,17 +153,51 @@ Status FileSystem::Commit(Tx& tx) {
   return s;
 }
 
+// ---- nodes ------------------------------------------------------------------------------------
+
+FileSystem::NodeRef FileSystem::GetNode(uint64_t ino) {
+  std::lock_guard lk(table_mu_);
+  NodeRef& n = nodes_[ino];
+  if (!n) n = std::make_shared<Node>(ino);
+  return n;
+}
+
+void FileSystem::DropNodeIfUnusedLocked(uint64_t ino) {
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  const Node& n = *it->second;
+  // use_count 1: no operation holds it (references are taken only under table_mu_), so
+  // no later GetNode can meet a second Node for the same inode while this one is in use.
+  if (n.nlookup == 0 && n.open_count == 0 && n.leases == 0 && it->second.use_count() == 1 &&
+      ino != format::kRootIno)
+    nodes_.erase(it);
+}
+
 // ---- inodes ---------------------------------------------------------------------------------
 
 Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
   if (ino == 0 || ino >= sb_.inode_count) return Err(ESTALE, "inode number out of range");
   if (!ibitmap_.InUse(ino)) return Err(ESTALE, "inode not in use");
-  Inode in;
-  std::memcpy(&in, region_->base() + extent::InodeOff(sb_, ino), sizeof(in));
+  // All but the orphan links, which belong to the orphan list (OrphanLink reads them under
+  // its lock): a neighbour's transaction may be writing them right now.
+  Inode in{};
+  const uint8_t* src = region_->base() + extent::InodeOff(sb_, ino);
+  auto* dst = reinterpret_cast<uint8_t*>(&in);
+  constexpr size_t kNext = offsetof(Inode, next_orphan), kPrev = offsetof(Inode, prev_orphan);
+  std::memcpy(dst, src, kNext);
+  std::memcpy(dst + kNext + 8, src + kNext + 8, kPrev - kNext - 8);
+  std::memcpy(dst + kPrev + 8, src + kPrev + 8, sizeof(Inode) - kPrev - 8);
   if (!extent::InodeCrcOk(in)) {
-    ReportDamage(ino, "checksum mismatch");
-    return Err(EUCLEAN, "inode checksum mismatch");
+    // A format 1.1/1.2 inode's checksum covers its links too.
+    std::memcpy(&in.next_orphan, src + kNext, 8);
+    std::memcpy(&in.prev_orphan, src + kPrev, 8);
+    if (!extent::InodeCrcOk(in)) {
+      ReportDamage(ino, "checksum mismatch");
+      return Err(EUCLEAN, "inode checksum mismatch");
+    }
+    in.next_orphan = in.prev_orphan = 0;
   }
+  extent::FoldDataTime(in);
   uint32_t type = in.mode & S_IFMT;
   if (type != S_IFREG && type != S_IFDIR && type != S_IFLNK && type != S_IFIFO && type != S_IFSOCK &&
       type != S_IFCHR && type != S_IFBLK)
@@ -145,11 +210,48 @@ Result<Inode> FileSystem::LoadInode(uint64_t ino) const {
   return in;
 }
 
-Inode FileSystem::TxInode(Tx& tx, uint64_t ino) const { return tx.Get<Inode>(extent::InodeOff(sb_, ino)); }
+Inode FileSystem::TxInode(Tx& tx, uint64_t ino) const {
+  // As LoadInode, all but the orphan links.
+  Inode in{};
+  const uint64_t off = extent::InodeOff(sb_, ino);
+  auto* dst = reinterpret_cast<uint8_t*>(&in);
+  constexpr uint32_t kNext = offsetof(Inode, next_orphan), kPrev = offsetof(Inode, prev_orphan);
+  tx.Read(off, dst, kNext);
+  tx.Read(off + kNext + 8, dst + kNext + 8, kPrev - kNext - 8);
+  tx.Read(off + kPrev + 8, dst + kPrev + 8, sizeof(Inode) - kPrev - 8);
+  extent::FoldDataTime(in);
+  return in;
+}
 
 void FileSystem::PutInode(Tx& tx, uint64_t ino, Inode& in) {
   extent::SealInode(in);
-  tx.Put(extent::InodeOff(sb_, ino), in);
+  // Three records around the orphan links, which belong to the orphan list: a stale copy
+  // of them here would undo a change made in another inode's transaction.
+  const uint64_t off = extent::InodeOff(sb_, ino);
+  const auto* b = reinterpret_cast<const uint8_t*>(&in);
+  constexpr uint32_t kNext = offsetof(Inode, next_orphan), kPrev = offsetof(Inode, prev_orphan);
+  tx.Write(off, b, kNext);
+  tx.Write(off + kNext + 8, b + kNext + 8, kPrev - kNext - 8);
+  tx.Write(off + kPrev + 8, b + kPrev + 8, sizeof(Inode) - kPrev - 8);
+}
+
+void FileSystem::PutNewInode(Tx& tx, uint64_t ino, Inode& in) {
+  PutInode(tx, ino, in);
+  // The links too: whatever a free slot held there (it is on no list) must not survive.
+  // No orphan_mu_ needed: no list operation touches a free slot.
+  StageOrphanLinks(tx, ino, 0, 0);
+}
+
+uint64_t FileSystem::OrphanLink(Tx& tx, uint64_t ino, OrphanLinkKind which) const {
+  // Only the link word: the rest of another inode may be changing under its own lock.
+  return tx.Get<uint64_t>(extent::InodeOff(sb_, ino) +
+                          (which == kNextOrphan ? offsetof(Inode, next_orphan) : offsetof(Inode, prev_orphan)));
+}
+
+void FileSystem::StageOrphanLinks(Tx& tx, uint64_t ino, uint64_t next, uint64_t prev) {
+  const uint64_t off = extent::InodeOff(sb_, ino);
+  tx.Put(off + offsetof(Inode, next_orphan), next);
+  tx.Put(off + offsetof(Inode, prev_orphan), prev);
 }
 
 static timespec ToTimespec(const format::Timespec& t) { return timespec{t.sec, static_cast<long>(t.nsec)}; }
@@ -171,33 +273,26 @@ struct stat FileSystem::ToStat(uint64_t ino, const Inode& in) const {
   return st;
 }
 
-FileSystem::InodeState& FileSystem::StateLocked(uint64_t ino) {
-  auto& p = states_[ino];
-  if (!p) p = std::make_unique<InodeState>();
-  return *p;
-}
-
-Entry FileSystem::MakeEntryLocked(uint64_t ino, const Inode& in) {
+Entry FileSystem::MakeEntry(Node& n, const Inode& in) {
   {
-    std::lock_guard lk(cache_mu_);
-    StateLocked(ino).nlookup++;
+    std::lock_guard lk(table_mu_);
+    n.nlookup++;
   }
-  return Entry{ino, in.generation, ToStat(ino, in)};
+  return Entry{n.ino, in.generation, ToStat(n.ino, in)};
 }
 
-Result<extent::ExtentMap*> FileSystem::Extents(uint64_t ino, const Inode& in) {
-  std::lock_guard lk(cache_mu_);
-  InodeState& s = StateLocked(ino);
-  if (!s.extents) {
-    auto m = extent::ExtentMap::Load(*region_, sb_, ino, in);
+Result<extent::ExtentMap*> FileSystem::Extents(Node& n, const Inode& in) {
+  std::lock_guard lk(n.load_mu);
+  if (!n.extents) {
+    auto m = extent::ExtentMap::Load(*region_, sb_, n.ino, in);
     if (!m.ok()) {
-      ReportDamage(ino, "extent map: " + m.error().Message());
+      ReportDamage(n.ino, "extent map: " + m.error().Message());
       return Error(m.error());
     }
-    PMEMFS_TRY(ClaimBlocksLocked(ino, in, *m));
-    s.extents.emplace(std::move(m).value());
+    PMEMFS_TRY(ClaimBlocks(n.ino, in, *m));
+    n.extents.emplace(std::move(m).value());
   }
-  return &*s.extents;
+  return &*n.extents;
 }
 
 void FileSystem::ForEachOwnedRun(const Inode& in, const extent::ExtentMap& map,
@@ -208,25 +303,38 @@ void FileSystem::ForEachOwnedRun(const Inode& in, const extent::ExtentMap& map,
        blk = region_->At<format::ExtentBlock>(blk)->next)
     fn(blk / kBlockSize, 1);
   if (in.xattr_block) {
-    const uint32_t n = region_->At<format::XattrBlockHeader>(in.xattr_block)->nblocks;  // 0: one block
-    fn(in.xattr_block / kBlockSize, std::clamp<uint32_t>(n, 1, format::kMaxXattrBlocks));
+    const uint32_t nb = region_->At<format::XattrBlockHeader>(in.xattr_block)->nblocks;  // 0: one block
+    fn(in.xattr_block / kBlockSize, std::clamp<uint32_t>(nb, 1, format::kMaxXattrBlocks));
   }
 }
 
-Status FileSystem::ClaimBlocksLocked(uint64_t ino, const Inode& in, const extent::ExtentMap& map) {
-  // Whether `other` (an inode whose map is loaded) still owns a block of [start, end).
+Status FileSystem::ClaimBlocks(uint64_t ino, const Inode& in, const extent::ExtentMap& map) {
+  // Whether `other`, an inode whose map is loaded, still owns a block of [start, end).
+  // Asked without waiting (its node may be locked by a thread that waits for ours): a
+  // busy owner counts as not owning, which only weakens the guard for that moment.
   auto still_owns = [&](uint64_t other, uint64_t start, uint64_t end) {
-    auto it = states_.find(other);
-    if (it == states_.end() || !it->second->extents) return false;
+    NodeRef on;
+    {
+      std::lock_guard tl(table_mu_);
+      auto it = nodes_.find(other);
+      if (it == nodes_.end()) return false;
+      on = it->second;
+    }
+    std::shared_lock ol(on->mu, std::try_to_lock);
+    if (!ol.owns_lock()) return false;
+    std::unique_lock ll(on->load_mu, std::try_to_lock);
+    if (!ll.owns_lock() || !on->extents) return false;
+    Inode oin;
+    std::memcpy(&oin, region_->base() + extent::InodeOff(sb_, other), sizeof(oin));
     bool owns = false;
-    const Inode* oin = region_->At<Inode>(extent::InodeOff(sb_, other));
-    ForEachOwnedRun(*oin, *it->second->extents, [&](uint64_t s, uint64_t n) { owns |= s < end && start < s + n; });
+    ForEachOwnedRun(oin, *on->extents, [&](uint64_t s, uint64_t len) { owns |= s < end && start < s + len; });
     return owns;
   };
+  std::lock_guard lk(owned_mu_);
   Status bad;
   ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) {
     if (!bad.ok()) return;
-    if (!alloc_.InUse(extent::Run{start, len})) {
+    if (!alloc_.Taken(extent::Run{start, len})) {
       if (LogDamageOnce(ino, 1))
         spdlog::error("inode {}: extent map names region blocks {}..{}, marked free (run fsck.pmemfs)", ino, start,
                       start + len - 1);
@@ -258,27 +366,37 @@ Status FileSystem::ClaimBlocksLocked(uint64_t ino, const Inode& in, const extent
   if (!bad.ok()) return bad;
   ForEachOwnedRun(in, map, [&](uint64_t start, uint64_t len) { owned_[start] = {start + len, ino}; });
   if (owned_.size() > owned_rebuild_at_) {
-    // Entries go stale as maps change: start again from the maps loaded now.
-    owned_.clear();
-    for (const auto& [other, st] : states_) {
-      if (!st->extents) continue;
-      const Inode* oin = region_->At<Inode>(extent::InodeOff(sb_, other));
-      ForEachOwnedRun(*oin, *st->extents, [&](uint64_t s, uint64_t n) { owned_[s] = {s + n, other}; });
+    // Entries go stale as maps change: start again from the maps loaded now (those whose
+    // node is free to be read this instant).
+    std::vector<NodeRef> loaded;
+    {
+      std::lock_guard tl(table_mu_);
+      for (const auto& [other, node] : nodes_)
+        if (other != ino) loaded.push_back(node);
     }
-    ForEachOwnedRun(in, map, [&](uint64_t s, uint64_t n) { owned_[s] = {s + n, ino}; });
+    owned_.clear();
+    for (const NodeRef& on : loaded) {
+      std::shared_lock ol(on->mu, std::try_to_lock);
+      if (!ol.owns_lock()) continue;
+      std::unique_lock ll(on->load_mu, std::try_to_lock);
+      if (!ll.owns_lock() || !on->extents) continue;
+      Inode oin;
+      std::memcpy(&oin, region_->base() + extent::InodeOff(sb_, on->ino), sizeof(oin));
+      ForEachOwnedRun(oin, *on->extents, [&](uint64_t s, uint64_t len) { owned_[s] = {s + len, on->ino}; });
+    }
+    ForEachOwnedRun(in, map, [&](uint64_t s, uint64_t len) { owned_[s] = {s + len, ino}; });
     owned_rebuild_at_ = std::max<size_t>(4096, owned_.size() * 2);
   }
   return Ok();
 }
 
-Result<DirIndex*> FileSystem::Dir(uint64_t ino, const Inode& in) {
+Result<DirIndex*> FileSystem::Dir(Node& n, const Inode& in) {
   if (!S_ISDIR(in.mode)) return Err(ENOTDIR, "not a directory");
   {
-    std::lock_guard lk(cache_mu_);
-    InodeState& s = StateLocked(ino);
-    if (s.dir) return s.dir.get();
+    std::lock_guard lk(n.load_mu);
+    if (n.dir) return n.dir.get();
   }
-  PMEMFS_ASSIGN_OR_RETURN(extent::ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(extent::ExtentMap * map, Extents(n, in));
   std::vector<uint64_t> blocks;
   uint64_t next = 0;
   for (const auto& [lblk, entry] : map->entries()) {
@@ -288,29 +406,28 @@ Result<DirIndex*> FileSystem::Dir(uint64_t ino, const Inode& in) {
   }
   auto d = DirIndex::Load(*region_, std::move(blocks));
   if (!d.ok()) {
-    ReportDamage(ino, "directory: " + d.error().Message());
+    ReportDamage(n.ino, "directory: " + d.error().Message());
     return Error(d.error());
   }
-  std::lock_guard lk(cache_mu_);
-  InodeState& s = StateLocked(ino);
-  if (!s.dir) s.dir = std::make_unique<DirIndex>(std::move(d).value());
-  return s.dir.get();
+  std::lock_guard lk(n.load_mu);
+  if (!n.dir) n.dir = std::make_unique<DirIndex>(std::move(d).value());
+  return n.dir.get();
 }
 
-void FileSystem::DropCaches(Tx& tx, uint64_t ino) {
-  tx.OnAbort([this, ino] {
-    std::lock_guard lk(cache_mu_);
-    auto it = states_.find(ino);
-    if (it == states_.end()) return;
-    it->second->extents.reset();
-    it->second->dir.reset();
+void FileSystem::DropCaches(Tx& tx, Node& n) {
+  tx.OnAbort([&n] {
+    std::lock_guard lk(n.load_mu);
+    n.extents.reset();
+    n.dir.reset();
+    n.has_capability_xattr = -1;
   });
 }
 
 // ---- attributes -------------------------------------------------------------------------------
 
 Result<struct stat> FileSystem::GetAttr(uint64_t ino) {
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   return ToStat(ino, in);
 }
@@ -326,22 +443,23 @@ static format::Timespec FromTimespec(const timespec& t) {
 
 Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetAttrIn& a) {
   // The kernel checked ownership (default_permissions).
-  std::unique_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::unique_lock lk(n->mu);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   format::Timespec now = Now();
-  auto apply = [&](Tx& tx, Inode& n) -> Status {
-    if (a.mask & kSetMode) n.mode = (n.mode & S_IFMT) | (a.mode & 07777);
-    if (a.mask & kSetUid) n.uid = a.uid;
-    if (a.mask & kSetGid) n.gid = a.gid;
-    if (a.mask & kSetAtimeNow) n.atime = now;
-    else if (a.mask & kSetAtime) n.atime = FromTimespec(a.atime);
-    if (a.mask & kSetMtimeNow) n.mtime = now;
-    else if (a.mask & kSetMtime) n.mtime = FromTimespec(a.mtime);
-    if (a.mask & kSetSize) n.mtime = now;
-    n.ctime = (a.mask & kSetCtime) ? FromTimespec(a.ctime) : now;
-    if (a.mask & (kSetUid | kSetGid)) PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, n, /*chown=*/true));
-    if (a.mask & kSetSize) PMEMFS_TRY(KillPrivsLocked(ctx, tx, ino, n, /*chown=*/false));
+  auto apply = [&](Tx& tx, Inode& m) -> Status {
+    if (a.mask & kSetMode) m.mode = (m.mode & S_IFMT) | (a.mode & 07777);
+    if (a.mask & kSetUid) m.uid = a.uid;
+    if (a.mask & kSetGid) m.gid = a.gid;
+    if (a.mask & kSetAtimeNow) m.atime = now;
+    else if (a.mask & kSetAtime) m.atime = FromTimespec(a.atime);
+    if (a.mask & kSetMtimeNow) m.mtime = now;
+    else if (a.mask & kSetMtime) m.mtime = FromTimespec(a.mtime);
+    if (a.mask & kSetSize) m.mtime = now;
+    m.ctime = (a.mask & kSetCtime) ? FromTimespec(a.ctime) : now;
+    if (a.mask & (kSetUid | kSetGid)) PMEMFS_TRY(KillPrivsLocked(ctx, tx, *n, m, /*chown=*/true));
+    if (a.mask & kSetSize) PMEMFS_TRY(KillPrivsLocked(ctx, tx, *n, m, /*chown=*/false));
     return Ok();
   };
   if (a.mask & kSetSize) {
@@ -352,18 +470,19 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
   if ((a.mask & kSetSize) && a.size != in.size) {
     PMEMFS_TRY(CheckImmutableChangeLocked(ino, in, "truncate"));
     // One transaction for the size and every other attribute of this setattr.
-    PMEMFS_TRY(SetSizeLocked(ino, a.size, apply));
+    PMEMFS_TRY(SetSizeLocked(*n, a.size, apply));
     PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
     return ToStat(ino, in);
   }
   Tx tx(*region_);
+  DropCaches(tx, *n);
   PMEMFS_TRY(apply(tx, in));
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));
   return ToStat(ino, in);
 }
 
-Status FileSystem::KillPrivsLocked(const Ctx& ctx, Tx& tx, uint64_t ino, Inode& in, bool chown) {
+Status FileSystem::KillPrivsLocked(const Ctx& ctx, Tx& tx, Node& n, Inode& in, bool chown) {
   if (S_ISDIR(in.mode) || (!chown && !S_ISREG(in.mode))) return Ok();
   bool changed = false;
   if (in.mode & (S_ISUID | S_ISGID)) {
@@ -379,10 +498,10 @@ Status FileSystem::KillPrivsLocked(const Ctx& ctx, Tx& tx, uint64_t ino, Inode& 
     }
   }
   if (in.xattr_block && S_ISREG(in.mode)) {
-    PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, ino, in, "security.capability"));
+    PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, n, in, "security.capability"));
     changed |= dropped;
   }
-  if (changed && attr_changed_) tx.OnCommit([this, ino] { attr_changed_(ino); });
+  if (changed && attr_changed_) tx.OnCommit([this, ino = n.ino] { attr_changed_(ino); });
   return Ok();
 }
 
@@ -396,62 +515,69 @@ StatFs FileSystem::Statfs() {
 
 Status FileSystem::Open(uint64_t ino, int flags) {
   (void)flags;
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   (void)in;
-  std::lock_guard cl(cache_mu_);
-  StateLocked(ino).open_count++;
+  std::lock_guard tl(table_mu_);
+  n->open_count++;
   return Ok();
 }
 
 void FileSystem::Release(uint64_t ino) {
-  std::unique_lock lk(mu_);
   {
-    std::lock_guard cl(cache_mu_);
-    auto it = states_.find(ino);
-    if (it == states_.end() || it->second->open_count == 0) return;
+    std::lock_guard tl(table_mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end() || it->second->open_count == 0) return;
     it->second->open_count--;
   }
-  if (Status s = MaybeFreeLocked(ino); !s.ok()) spdlog::error("release of inode {}: {}", ino, s.error().Message());
+  MaybeFree(ino);
 }
 
 void FileSystem::Forget(uint64_t ino, uint64_t nlookup) {
-  std::unique_lock lk(mu_);
   {
-    std::lock_guard cl(cache_mu_);
-    auto it = states_.find(ino);
-    if (it == states_.end()) return;
-    InodeState& s = *it->second;
-    s.nlookup = nlookup > s.nlookup ? 0 : s.nlookup - nlookup;
-    if (s.nlookup == 0 && s.open_count == 0) {
-      // Keep the caches of linked inodes only while the kernel knows them.
-      auto in = LoadInode(ino);
-      if (!in.ok() || in->nlink > 0) {
-        states_.erase(it);
-        return;
-      }
-    }
+    std::lock_guard tl(table_mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return;
+    Node& n = *it->second;
+    n.nlookup = nlookup > n.nlookup ? 0 : n.nlookup - nlookup;
+    if (n.nlookup > 0 || n.open_count > 0) return;
   }
-  if (Status s = MaybeFreeLocked(ino); !s.ok()) spdlog::error("forget of inode {}: {}", ino, s.error().Message());
+  MaybeFree(ino);
 }
 
-Status FileSystem::MaybeFreeLocked(uint64_t ino) {
-  auto in = LoadInode(ino);
-  if (!in.ok() || in->nlink > 0) return Ok();
-  uint64_t nlookup, open;
+void FileSystem::MaybeFree(uint64_t ino) {
+  NodeRef n;
   {
-    std::lock_guard cl(cache_mu_);
-    auto it = states_.find(ino);
-    nlookup = it == states_.end() ? 0 : it->second->nlookup;
-    open = it == states_.end() ? 0 : it->second->open_count;
+    std::lock_guard tl(table_mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return;
+    // While the kernel holds a reference it can still open the inode (an open that looked
+    // the name up before a rename replaced it) or read a symlink's target, and must find
+    // the contents intact: the space comes back only with the last reference, open or
+    // looked up. The kernel drops an unlinked inode's reference as soon as its last user
+    // goes.
+    if (it->second->nlookup > 0 || it->second->open_count > 0 || it->second->leases > 0) return;
+    n = it->second;
   }
-  // While the kernel holds a reference it can still open the inode (an open that looked the
-  // name up before a rename replaced it) or read a symlink's target, and must find the
-  // contents intact: the space comes back only with the last reference, open or looked up.
-  // The kernel drops an unlinked inode's reference as soon as its last user goes.
-  if (open > 0 || nlookup > 0 || Writable().code()) return Ok();
-  if (in->size > 0 || in->blocks > 0) PMEMFS_TRY(TruncateBlocksLocked(ino, 0));
-  return FreeInodeLocked(ino);
+  {
+    std::unique_lock lk(n->mu);
+    auto in = LoadInode(ino);
+    bool linked = !in.ok() || in->nlink > 0;
+    {
+      std::lock_guard tl(table_mu_);  // a lookup of "." (NFS export) may have come meanwhile
+      if (n->nlookup > 0 || n->open_count > 0 || n->leases > 0) return;
+    }
+    if (!linked && Writable().ok()) {
+      Status s = Ok();
+      if (in->size > 0 || in->blocks > 0) s = TruncateBlocksLocked(*n, 0);
+      if (s.ok()) s = FreeInodeLocked(*n);
+      if (!s.ok()) spdlog::error("freeing inode {}: {}", ino, s.error().Message());
+    }
+  }
+  n.reset();
+  std::lock_guard tl(table_mu_);
+  DropNodeIfUnusedLocked(ino);
 }
 
 void FileSystem::OrphanAddLocked(Tx& tx, uint64_t ino, Inode& in) {
@@ -459,60 +585,58 @@ void FileSystem::OrphanAddLocked(Tx& tx, uint64_t ino, Inode& in) {
   in.flags |= format::kInodeOrphan;
   in.prev_orphan = 0;
   in.next_orphan = st.orphan_head;
-  if (st.orphan_head) {
-    Inode head = TxInode(tx, st.orphan_head);
-    head.prev_orphan = ino;
-    PutInode(tx, st.orphan_head, head);
-  }
+  StageOrphanLinks(tx, ino, in.next_orphan, 0);
+  if (st.orphan_head) StageOrphanLinks(tx, st.orphan_head, OrphanLink(tx, st.orphan_head, kNextOrphan), ino);
   st.orphan_head = ino;
   tx.Put(sb_.state_off, st);
 }
 
 void FileSystem::OrphanRemoveLocked(Tx& tx, uint64_t ino, Inode& in) {
   if (!(in.flags & format::kInodeOrphan)) return;
-  if (in.prev_orphan) {
-    Inode prev = TxInode(tx, in.prev_orphan);
-    prev.next_orphan = in.next_orphan;
-    PutInode(tx, in.prev_orphan, prev);
+  // The links as the orphan list has them now.
+  const uint64_t cur_next = OrphanLink(tx, ino, kNextOrphan), cur_prev = OrphanLink(tx, ino, kPrevOrphan);
+  if (cur_prev) {
+    StageOrphanLinks(tx, cur_prev, cur_next, OrphanLink(tx, cur_prev, kPrevOrphan));
   } else {
     auto st = tx.Get<format::StateBlock>(sb_.state_off);
     if (st.orphan_head == ino) {
-      st.orphan_head = in.next_orphan;
+      st.orphan_head = cur_next;
       tx.Put(sb_.state_off, st);
     }
   }
-  if (in.next_orphan) {
-    Inode next = TxInode(tx, in.next_orphan);
-    next.prev_orphan = in.prev_orphan;
-    PutInode(tx, in.next_orphan, next);
-  }
+  if (cur_next) StageOrphanLinks(tx, cur_next, OrphanLink(tx, cur_next, kNextOrphan), cur_prev);
   in.flags &= ~format::kInodeOrphan;
   in.next_orphan = in.prev_orphan = 0;
+  StageOrphanLinks(tx, ino, 0, 0);
 }
 
-Status FileSystem::FreeInodeLocked(uint64_t ino) {
+Status FileSystem::FreeInodeLocked(Node& n) {
+  const uint64_t ino = n.ino;
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
-  PMEMFS_ASSIGN_OR_RETURN(extent::ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(extent::ExtentMap * map, Extents(n, in));
   if (!map->entries().empty()) return Err(EUCLEAN, "freeing an inode that still maps blocks");
+  std::unique_lock orphans(orphan_mu_);
   Tx tx(*region_);
-  DropCaches(tx, ino);
+  DropCaches(tx, n);
   OrphanRemoveLocked(tx, ino, in);
   map->FreeChain(tx, in, alloc_);
-  PMEMFS_TRY(StageFreeXattrsLocked(tx, ino, in));
+  PMEMFS_TRY(StageFreeXattrsLocked(tx, n, in));
   uint32_t generation = in.generation;
   in = Inode{};
   in.generation = generation;  // the next user of the slot bumps it
   PutInode(tx, ino, in);
   ibitmap_.StageFree(tx, ino);
   PMEMFS_TRY(Commit(tx));
-  std::lock_guard cl(cache_mu_);
-  states_.erase(ino);
+  std::lock_guard lk(n.load_mu);
+  n.extents.reset();
+  n.dir.reset();
   return Ok();
 }
 
 Status FileSystem::Fsync(uint64_t ino) {  // NOLINT
   // Data and metadata are durable before every reply; nothing is pending.
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   (void)in;
   return Ok();

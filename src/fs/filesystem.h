@@ -3,26 +3,38 @@
 // mount. Every metadata change is one or more journal transactions (Commit); data written
 // by Write is durable when Write returns.
 //
-// Locking. One documented order: mu_ -> cache_mu_ -> allocator -> inode bitmap.
-//   mu_ (shared_mutex): shared for operations that only read (lookup, getattr, read,
-//       readdir, getxattr, lseek), exclusive for every change. A journal commit happens
-//       only under the exclusive lock, so the journal holds one transaction at a time.
-//   cache_mu_: the table of per-inode DRAM state (states_) and lazy loading of extent maps
-//       and directory indexes under the shared lock.
-// Functions ending in Locked require mu_ held exclusively.
+// Concurrency. Every inode in use has a Node (node.h) whose lock `mu` each operation
+// takes, shared to read and exclusive to change; operations on different inodes run in
+// parallel, and so do reads of one inode. The journal serialises only commits, and groups
+// the transactions committed at once. One lock order, outermost first:
+//   1. rename_mu_            a rename between two directories (keeps ancestry still)
+//   2. Node::mu              a directory before its entries' inodes; the two directories
+//                            of a rename ancestor first, unrelated ones by inode number;
+//                            the entries' inodes of one operation by inode number
+//   3. orphan_mu_            the orphan list (the state block's head and the orphan links
+//                            of any inode), from staging through the commit
+//   4. journal, allocator, inode bitmap (internally locked)
+//   5. table_mu_, error_mu_  leaves: nothing else is taken while they are held
+// Nothing waits for a lock up the tree while holding one below it: ".." is resolved by
+// releasing the child first. Functions ending in Locked document which locks they need.
+// Metadata structures shared between inodes change only through what the journal merges
+// (bitmap bit operations) or under orphan_mu_ (orphan links, which the inode checksum
+// leaves out for that reason, as it leaves out mtime and ctime, stored in place by
+// journal-free writes).
 #pragma once
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -34,6 +46,7 @@
 #include "extent/journal.h"
 #include "extent/xattr_run.h"
 #include "fs/directory.h"
+#include "fs/node.h"
 #include "pmem/region.h"
 
 namespace pmemfs::fs {
@@ -99,6 +112,11 @@ class FileSystem {
   bool read_only() const { return read_only_; }
   // Set when a commit failed or corruption was found: the filesystem refuses changes.
   std::string error_state() const;
+  // Pre-faults the region mapping for the metadata and every block in use, in a background
+  // thread, so that no request pays a first-touch page fault there. The destructor stops
+  // it. For the daemon (tests and tools do not start it).
+  void StartPrefault();
+
   // Stops the filesystem after an error found outside a commit (a region fault: SIGBUS on
   // the mapping, a reply the kernel could not copy from it): it turns read-only, as after a
   // failed commit, and `reason` is logged once, with the first stop. Thread-safe.
@@ -126,8 +144,8 @@ class FileSystem {
   Status Open(uint64_t ino, int flags);  // counts an open handle
   void Release(uint64_t ino);
   // Calls `sink` with the byte ranges that make up [off, off+size) clipped to EOF: pointers
-  // into the region, or nullptr for zeros. The shared lock is held across `sink`, so the
-  // region bytes cannot be freed while the sink (the FUSE reply) reads them.
+  // into the region, or nullptr for zeros. The inode's lock is held shared across `sink`,
+  // so the region bytes cannot be freed while the sink (the FUSE reply) reads them.
   struct Piece {
     const void* data;  // nullptr: zeros
     size_t len;
@@ -135,6 +153,9 @@ class FileSystem {
   Status Read(uint64_t ino, uint64_t off, uint64_t size, const std::function<void(const std::vector<Piece>&)>& sink);
   // Writes at `off` (for O_APPEND the kernel passes the size it holds, which is ours).
   Result<size_t> Write(uint64_t ino, uint64_t off, const void* data, size_t len, const Ctx& ctx = {});
+  // Nothing to do: data, sizes, times and every other change are durable when the call
+  // that made them returns. (The FUSE adapter answers ENOSYS, so that the kernel stops
+  // asking: fsync and fdatasync then cost no round trip.)
   Status Fsync(uint64_t ino);
   Status Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len, const Ctx& ctx = {});
   Result<uint64_t> Lseek(uint64_t ino, uint64_t off, int whence);
@@ -189,17 +210,11 @@ class FileSystem {
 
   // Called, after the commit, when an operation changed attributes the kernel caches but
   // does not expect to change (a write clearing set-user-ID): the FUSE adapter invalidates
-  // the kernel's copy. Set before serving; called with the filesystem lock held.
+  // the kernel's copy. Set before serving; called with the inode's lock held.
   void SetAttrChangedHook(std::function<void(uint64_t ino)> fn) { attr_changed_ = std::move(fn); }
 
  private:
-  struct InodeState {
-    uint64_t nlookup = 0;      // kernel references (FUSE lookup count)
-    uint32_t open_count = 0;   // open handles
-    uint32_t leases = 0;       // direct-mapping leases (immutable-extents files only)
-    std::optional<extent::ExtentMap> extents;  // loaded lazily
-    std::unique_ptr<DirIndex> dir;             // directories, loaded lazily
-  };
+  using NodeRef = std::shared_ptr<Node>;
 
   FileSystem(std::unique_ptr<pmem::Region> owned, pmem::Region& region, const format::Superblock& sb,
              MountOptions opts);
@@ -207,24 +222,37 @@ class FileSystem {
                                                        MountOptions opts);
   Status Recover();
 
-  // Inodes.
+  // Nodes. The node of `ino`, created when absent (table_mu_).
+  NodeRef GetNode(uint64_t ino);
+  // Forgets the node of a linked inode nobody references any more. REQUIRES table_mu_.
+  void DropNodeIfUnusedLocked(uint64_t ino);
+
+  // Inodes. REQUIRES the inode's node locked (shared suffices to load). Both give the
+  // inode as its next journaled change writes it (FoldDataTime), without its orphan links
+  // (zero here; OrphanLink reads them, under the orphan list's lock).
   Result<format::Inode> LoadInode(uint64_t ino) const;                // validated
   format::Inode TxInode(extent::Tx& tx, uint64_t ino) const;           // staged view
-  void PutInode(extent::Tx& tx, uint64_t ino, format::Inode& in);      // seals and stages
+  // Seals and stages `in`, all but its orphan links (the orphan list's: StageOrphanLinks).
+  void PutInode(extent::Tx& tx, uint64_t ino, format::Inode& in);
+  void StageOrphanLinks(extent::Tx& tx, uint64_t ino, uint64_t next, uint64_t prev);  // REQUIRES orphan_mu_
+  enum OrphanLinkKind { kNextOrphan, kPrevOrphan };
+  uint64_t OrphanLink(extent::Tx& tx, uint64_t ino, OrphanLinkKind which) const;      // REQUIRES orphan_mu_
+  // PutInode for an inode taking a free slot: its orphan links are cleared too.
+  void PutNewInode(extent::Tx& tx, uint64_t ino, format::Inode& in);
   struct stat ToStat(uint64_t ino, const format::Inode& in) const;
-  Entry MakeEntryLocked(uint64_t ino, const format::Inode& in);       // counts a reference
-  InodeState& StateLocked(uint64_t ino);                              // REQUIRES cache_mu_
-  // Loads (once) and returns the inode's extent map. EUCLEAN when it is damaged, or when it
-  // claims blocks the daemon knows to be owned otherwise (ClaimBlocksLocked).
-  Result<extent::ExtentMap*> Extents(uint64_t ino, const format::Inode& in);
+  Entry MakeEntry(Node& n, const format::Inode& in);                  // counts a kernel reference
+  // The node's indexes, loaded on first use. REQUIRES n.mu (shared suffices). Extents is
+  // EUCLEAN when the map is damaged, or claims blocks the daemon knows to be owned
+  // otherwise (ClaimBlocks).
+  Result<extent::ExtentMap*> Extents(Node& n, const format::Inode& in);
+  Result<DirIndex*> Dir(Node& n, const format::Inode& in);
+  void DropCaches(extent::Tx& tx, Node& n);  // on abort the indexes reload. REQUIRES n.mu exclusive
   // A map being loaded must own its blocks alone: every block it names (extents, extent
-  // blocks, xattr block) is marked in use in the block bitmap and in no run of owned_ that
-  // another inode still owns. Records its runs in owned_. REQUIRES cache_mu_.
-  Status ClaimBlocksLocked(uint64_t ino, const format::Inode& in, const extent::ExtentMap& map);
+  // blocks, xattr run) is marked in use in the block bitmap and in no run of owned_ that
+  // another inode still owns. Records its runs in owned_. REQUIRES n.mu and n.load_mu.
+  Status ClaimBlocks(uint64_t ino, const format::Inode& in, const extent::ExtentMap& map);
   void ForEachOwnedRun(const format::Inode& in, const extent::ExtentMap& map,
                        const std::function<void(uint64_t start, uint64_t len)>& fn) const;
-  Result<DirIndex*> Dir(uint64_t ino, const format::Inode& in);
-  void DropCaches(extent::Tx& tx, uint64_t ino);  // on abort: the DRAM views reload
 
   // Logs damage found in inode `ino`'s structures, once per inode.
   void ReportDamage(uint64_t ino, const std::string& what) const;
@@ -232,33 +260,41 @@ class FileSystem {
   Status Commit(extent::Tx& tx);
   Status Writable() const;
 
-  // Namespace helpers (namei.cc).
-  Result<Entry> CreateLocked(const Ctx& ctx, uint64_t parent, std::string_view name, uint32_t mode,
-                             uint64_t rdev, std::string_view symlink_target);
-  Status AddEntryLocked(extent::Tx& tx, uint64_t dir, format::Inode& dir_inode, std::string_view name,
-                        uint64_t ino, uint32_t mode);
-  void DropLinkLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
-  void OrphanAddLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
-  void OrphanRemoveLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
-  Status MaybeFreeLocked(uint64_t ino);
-  Status FreeInodeLocked(uint64_t ino);
-  Result<bool> IsAncestorLocked(uint64_t ancestor, uint64_t dir);
+  // Namespace helpers (namei.cc). REQUIRES the directory's node exclusive (and the
+  // inodes' named).
+  Result<Entry> CreateLocked(const Ctx& ctx, Node& parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                             std::string_view symlink_target);
+  Status AddEntryLocked(extent::Tx& tx, Node& dir, std::string_view name, uint64_t ino, uint32_t mode);
+  // Drops one link of `ino`; the last puts it on the orphan list, which needs `orphans`
+  // (orphan_mu_), taken here when not yet held.
+  void DropLinkLocked(extent::Tx& tx, uint64_t ino, std::unique_lock<std::mutex>& orphans);
+  void OrphanAddLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);     // REQUIRES orphan_mu_
+  void OrphanRemoveLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);  // REQUIRES orphan_mu_
+  // Frees an unlinked inode whose last reference went. Takes its node exclusively itself.
+  void MaybeFree(uint64_t ino);
+  Status FreeInodeLocked(Node& n);  // REQUIRES n.mu exclusive
+  // `dir` and every directory above it up to the root. REQUIRES rename_mu_ (ancestry stays
+  // still) and no node lock held: locks each directory on the way, one at a time.
+  Result<std::vector<uint64_t>> Ancestry(uint64_t dir);
 
-  // Data helpers (file_io.cc).
-  Status TruncateBlocksLocked(uint64_t ino, uint64_t from_lblk);      // batched transactions
+  // Data helpers (file_io.cc). REQUIRES n.mu exclusive.
+  Status TruncateBlocksLocked(Node& n, uint64_t from_lblk);  // batched transactions
   // Sets the size and, in the same transaction, whatever `also` changes (setattr's other
   // attributes); a shrink then releases the blocks past EOF in later transactions.
-  Status SetSizeLocked(uint64_t ino, uint64_t size,
-                       const std::function<Status(extent::Tx&, format::Inode&)>& also = {});
+  Status SetSizeLocked(Node& n, uint64_t size, const std::function<Status(extent::Tx&, format::Inode&)>& also = {});
   // Makes the bytes past EOF safe to expose before the size grows over them: written blocks
   // left past EOF by an interrupted truncate are released, and the tail of the EOF block
   // from EOF up to `upto` (at most the block's end) is zeroed. Changes nothing visible.
-  Status ClearPastEofLocked(uint64_t ino, uint64_t upto);
-  Result<size_t> WriteLocked(const Ctx& ctx, uint64_t ino, uint64_t off, const void* data, size_t len);
+  Status ClearPastEofLocked(Node& n, uint64_t upto);
+  Result<size_t> WriteLocked(const Ctx& ctx, Node& n, uint64_t off, const void* data, size_t len);
+  // The write of [off, off+len) when it only overwrites written blocks inside EOF and
+  // clears no privilege: the data and the new times are stored in place, without a
+  // transaction. False when the write needs the general path.
+  Result<bool> OverwriteInPlaceLocked(Node& n, format::Inode& in, uint64_t off, const void* data, size_t len);
   // One write transaction over [off, off+len) of `in` (loaded, EOF already made safe):
   // allocates, stores the data, commits. ENOSPC changes nothing.
-  Result<size_t> WriteRangeLocked(const Ctx& ctx, uint64_t ino, format::Inode in, extent::ExtentMap& map,
-                                  uint64_t off, const void* data, size_t len);
+  Result<size_t> WriteRangeLocked(const Ctx& ctx, Node& n, format::Inode in, uint64_t off, const void* data,
+                                  size_t len);
   // What the kernel's file_remove_privs and chown do, which it leaves to this daemon
   // (FUSE_HANDLE_KILLPRIV_V2, see fuse_ops.cc), staged in `tx` with the change itself:
   //   data or size of a regular file, by a caller without CAP_FSETID: clear set-user-ID,
@@ -266,51 +302,52 @@ class FileSystem {
   //   chown of any non-directory: clear set-user-ID, and set-group-ID when the group may
   //     execute or the caller is neither in the group nor holds CAP_FSETID;
   //   both remove security.capability (regular files).
-  Status KillPrivsLocked(const Ctx& ctx, extent::Tx& tx, uint64_t ino, format::Inode& in, bool chown);
+  Status KillPrivsLocked(const Ctx& ctx, extent::Tx& tx, Node& n, format::Inode& in, bool chown);
   // Xattrs (xattr.cc). The validated run of `in` (EUCLEAN, logged, when damaged).
   Result<extent::XattrRun> XattrsOf(uint64_t ino, const format::Inode& in) const;
   // Replaces the run `old` of `in` by one holding `list` (none when empty): the new run is
   // written now, into blocks this transaction allocates; `in` is updated, not staged.
-  Status StageXattrsLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, const extent::XattrRun& old,
+  Status StageXattrsLocked(extent::Tx& tx, Node& n, format::Inode& in, const extent::XattrRun& old,
                            const extent::XattrList& list);
   // Stages the removal of xattr `name`; false when the inode has none of that name.
-  Result<bool> StageDropXattrLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, std::string_view name);
+  Result<bool> StageDropXattrLocked(extent::Tx& tx, Node& n, format::Inode& in, std::string_view name);
   // Stages the release of every xattr of `in` (the inode is being freed).
-  Status StageFreeXattrsLocked(extent::Tx& tx, uint64_t ino, format::Inode& in);
-  Status ZeroRangeLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
-                         uint64_t off, uint64_t len);
-  Status AllocateLocked(extent::Tx& tx, uint64_t ino, format::Inode& in, extent::ExtentMap& map,
-                        uint64_t lblk, uint64_t nblocks, bool unwritten, uint64_t align);
+  Status StageFreeXattrsLocked(extent::Tx& tx, Node& n, format::Inode& in);
+  Status AllocateLocked(extent::Tx& tx, format::Inode& in, extent::ExtentMap& map, uint64_t lblk,
+                        uint64_t nblocks, bool unwritten, uint64_t align);
 
-  // Immutable extents (immutable.cc).
+  // Immutable extents (immutable.cc). REQUIRES n.mu exclusive.
   // EPERM (logged once per file) when `in` carries the flag: `op` would change its map.
   Status CheckImmutableChangeLocked(uint64_t ino, const format::Inode& in, const char* op);
   Status SetVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> GetVirtualXattr(uint64_t ino, std::string_view name);
   Status RemoveVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name);
-  Status SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t align);
-  Status ClearImmutableLocked(const Ctx& ctx, uint64_t ino);
-  Status PrepareUnitLocked(uint64_t ino, uint64_t unit, uint64_t align_blocks);
+  Status SetImmutableLocked(const Ctx& ctx, Node& n, uint64_t align);
+  Status ClearImmutableLocked(const Ctx& ctx, Node& n);
+  Status PrepareUnitLocked(Node& n, uint64_t unit, uint64_t align_blocks);
 
   std::unique_ptr<pmem::Region> owned_region_;  // null when the caller keeps the region
   pmem::Region* const region_;
   const format::Superblock sb_;
   const MountOptions opts_;
   bool read_only_;
-  extent::Journal journal_;            // GUARDED_BY(mu_ exclusive)
+  extent::Journal journal_;
   extent::BlockAllocator alloc_;
   extent::InodeBitmap ibitmap_;
 
-  mutable std::shared_mutex mu_;
-  std::mutex cache_mu_;
-  std::unordered_map<uint64_t, std::unique_ptr<InodeState>> states_;  // GUARDED_BY(cache_mu_)
+  std::mutex rename_mu_;
+  std::mutex orphan_mu_;
+  std::mutex table_mu_;
+  std::unordered_map<uint64_t, NodeRef> nodes_;  // GUARDED_BY(table_mu_)
   // Block runs owned by the maps loaded so far: start -> (end, inode). Added when a map is
   // loaded; an entry whose inode no longer maps it is dropped when met; rebuilt from the
   // loaded maps whenever it has doubled. A guard against crafted images, not a proof:
-  // blocks a loaded map allocates later are not in it until the next rebuild (fsck is the
-  // full check). GUARDED_BY(cache_mu_)
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> owned_;
-  size_t owned_rebuild_at_ = 4096;  // GUARDED_BY(cache_mu_)
+  // blocks a loaded map allocates later are not in it until the next rebuild, and an
+  // owner busy with a change at that moment is not asked (fsck is the full check).
+  // owned_mu_ is a leaf lock.
+  std::mutex owned_mu_;
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> owned_;  // GUARDED_BY(owned_mu_)
+  size_t owned_rebuild_at_ = 4096;                           // GUARDED_BY(owned_mu_)
   mutable std::mutex error_mu_;
   std::string error_;                  // sticky; GUARDED_BY(error_mu_)
   std::unordered_map<uint64_t, uint32_t> refusals_logged_;  // ino -> generation; GUARDED_BY(error_mu_)
@@ -320,6 +357,8 @@ class FileSystem {
   bool LogDamageOnce(uint64_t ino, int kind) const;
   mutable std::unordered_set<uint64_t> damage_logged_;  // ino * 4 + kind; GUARDED_BY(error_mu_)
   std::function<void(uint64_t)> attr_changed_;
+  std::atomic<bool> stop_prefault_{false};
+  std::thread prefault_;
 };
 
 // DT_* type of a mode.

@@ -354,9 +354,6 @@ void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   });
 }
 
-void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) noexcept {
-  Guard(req, "fsync", [&] { ReplyStatus(req, Fs(req).Fsync(ino), "fsync", ino); });
-}
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   if (Sess(req).no_opendir) return (void)fuse_reply_err(req, ENOSYS);
@@ -409,7 +406,6 @@ void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fi
 }
 
 void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
-void FsyncDir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) noexcept { fuse_reply_err(req, 0); }
 
 void Statfs(fuse_req_t req, fuse_ino_t) noexcept {
   Guard(req, "statfs", [&] {
@@ -558,12 +554,13 @@ fuse_lowlevel_ops MakeOps() {
   ops.write = Write;
   // No flush: data is durable at write(); libfuse answers ENOSYS and the kernel stops sending it.
   ops.release = Release;
-  ops.fsync = Fsync;
+  // No fsync or fsyncdir: everything they would make durable already is when each call
+  // returns (data, sizes, times, names). libfuse answers ENOSYS, after which the kernel
+  // answers fsync(2) and fdatasync(2) itself, at no round trip.
   ops.opendir = OpenDir;
   ops.readdir = ReadDir;
   ops.readdirplus = ReadDirPlus;
   ops.releasedir = ReleaseDir;
-  ops.fsyncdir = FsyncDir;
   ops.statfs = Statfs;
   ops.setxattr = SetXattr;
   ops.getxattr = GetXattr;

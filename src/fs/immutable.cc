@@ -70,7 +70,8 @@ Status FileSystem::CheckImmutableChangeLocked(uint64_t ino, const Inode& in, con
 }
 
 Result<std::string> FileSystem::GetVirtualXattr(uint64_t ino, std::string_view name) {
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (name == kImmutableXattr) {
     if (!S_ISREG(in.mode)) return Err(ENODATA, "only regular files carry immutable extents");
@@ -78,7 +79,7 @@ Result<std::string> FileSystem::GetVirtualXattr(uint64_t ino, std::string_view n
     return FormatSize(uint64_t{1} << in.align_shift);
   }
   // kExtentsXattr: "LOGICAL REGION LENGTH FLAGS" per extent, in bytes.
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(*n, in));
   std::string out;
   for (const auto& [lblk, entry] : map->entries()) {
     const Extent& e = entry.e;
@@ -94,16 +95,18 @@ Status FileSystem::SetVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_vie
   if (name == kExtentsXattr) return Err(EPERM, "user.pmemfs.extents is read-only");
   if (flags & XATTR_CREATE) return Err(EEXIST, "immutable_extents always exists");
   PMEMFS_ASSIGN_OR_RETURN(uint64_t align, ParseAlignment(value, region_->alignment()));
-  std::unique_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::unique_lock lk(n->mu);
   PMEMFS_TRY(Writable());
-  return align ? SetImmutableLocked(ctx, ino, align) : ClearImmutableLocked(ctx, ino);
+  return align ? SetImmutableLocked(ctx, *n, align) : ClearImmutableLocked(ctx, *n);
 }
 
 Status FileSystem::RemoveVirtualXattr(const Ctx& ctx, uint64_t ino, std::string_view name) {
   if (name == kExtentsXattr) return Err(EPERM, "user.pmemfs.extents is read-only");
-  std::unique_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::unique_lock lk(n->mu);
   PMEMFS_TRY(Writable());
-  return ClearImmutableLocked(ctx, ino);
+  return ClearImmutableLocked(ctx, *n);
 }
 
 static Status MayChangeFlag(const Ctx& ctx, const Inode& in, bool user_immutable) {
@@ -113,14 +116,14 @@ static Status MayChangeFlag(const Ctx& ctx, const Inode& in, bool user_immutable
   return Err(EPERM, "changing immutable extents needs CAP_LINUX_IMMUTABLE (or -o user_immutable as owner)");
 }
 
-Status FileSystem::ClearImmutableLocked(const Ctx& ctx, uint64_t ino) {
+Status FileSystem::ClearImmutableLocked(const Ctx& ctx, Node& n) {
+  const uint64_t ino = n.ino;
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_TRY(MayChangeFlag(ctx, in, opts_.user_immutable));
   if (!(in.flags & format::kInodeImmutableExtents)) return Ok();
   {
-    std::lock_guard cl(cache_mu_);
-    auto it = states_.find(ino);
-    if (it != states_.end() && it->second->leases > 0) return Err(EBUSY, "the file is directly mapped");
+    std::lock_guard tl(table_mu_);
+    if (n.leases > 0) return Err(EBUSY, "the file is directly mapped");
   }
   Tx tx(*region_);
   in.flags &= ~format::kInodeImmutableExtents;
@@ -154,12 +157,13 @@ bool UnitAligned(const ExtentMap& map, uint64_t lo, uint64_t a) {
 
 }  // namespace
 
-Status FileSystem::PrepareUnitLocked(uint64_t ino, uint64_t lo, uint64_t a) {
+Status FileSystem::PrepareUnitLocked(Node& node, uint64_t lo, uint64_t a) {
+  const uint64_t ino = node.ino;
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(node, in));
   PMEMFS_ASSIGN_OR_RETURN(Run r, alloc_.Reserve(a, 0, a, true));
   Tx tx(*region_);
-  DropCaches(tx, ino);
+  DropCaches(tx, node);
   alloc_.StageUse(tx, r);
   // Copy the unit's contents (zeros for holes and unwritten blocks) into the new run; it is
   // unreachable until the commit, whose first fence drains these stores.
@@ -193,23 +197,23 @@ Status FileSystem::PrepareUnitLocked(uint64_t ino, uint64_t lo, uint64_t a) {
   return Commit(tx);
 }
 
-Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t align) {
+Status FileSystem::SetImmutableLocked(const Ctx& ctx, Node& node, uint64_t align) {
+  const uint64_t ino = node.ino;
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_TRY(MayChangeFlag(ctx, in, opts_.user_immutable));
   uint8_t shift = static_cast<uint8_t>(std::countr_zero(align));
   if (in.flags & format::kInodeImmutableExtents) {
     if (in.align_shift == shift) return Ok();
-    std::lock_guard cl(cache_mu_);
-    auto it = states_.find(ino);
-    if (it != states_.end() && it->second->leases > 0) return Err(EBUSY, "the file is directly mapped");
+    std::lock_guard tl(table_mu_);
+    if (node.leases > 0) return Err(EBUSY, "the file is directly mapped");
   }
   const uint64_t a = align / kBlockSize;
   const uint64_t units = (in.size + align - 1) / align;
   // The mapping exposes the file up to its last aligned unit: nothing past EOF may hold
   // old data (a tail left by a truncate, or blocks an interrupted truncate did not free).
-  PMEMFS_TRY(ClearPastEofLocked(ino, units * align));
+  PMEMFS_TRY(ClearPastEofLocked(node, units * align));
   PMEMFS_ASSIGN_OR_RETURN(in, LoadInode(ino));
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(node, in));
 
   // Space first, so that ENOSPC changes nothing: a conservative count of the blocks needed.
   uint64_t need = 0;
@@ -222,7 +226,7 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
   // crash part-way leaves the same contents and no flag.
   for (uint64_t u = 0; u < units; ++u) {
     PMEMFS_ASSIGN_OR_RETURN(Inode cur, LoadInode(ino));
-    PMEMFS_ASSIGN_OR_RETURN(map, Extents(ino, cur));
+    PMEMFS_ASSIGN_OR_RETURN(map, Extents(node, cur));
     bool aligned = UnitAligned(*map, u * a, a);
     bool unwritten = false;
     for (uint64_t pos = u * a; aligned && pos < (u + 1) * a;) {
@@ -234,7 +238,7 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
     if (aligned) {
       // Zero the unwritten blocks in place and mark them written.
       Tx tx(*region_);
-      DropCaches(tx, ino);
+      DropCaches(tx, node);
       for (uint64_t pos = u * a; pos < (u + 1) * a;) {
         const Extent* e = map->Next(pos);
         uint64_t n = std::min((u + 1) * a, e->lblk + e->len) - pos;
@@ -247,7 +251,7 @@ Status FileSystem::SetImmutableLocked(const Ctx& ctx, uint64_t ino, uint64_t ali
       PMEMFS_TRY(Commit(tx));
       continue;
     }
-    PMEMFS_TRY(PrepareUnitLocked(ino, u * a, a));
+    PMEMFS_TRY(PrepareUnitLocked(node, u * a, a));
   }
 
   PMEMFS_ASSIGN_OR_RETURN(Inode fin, LoadInode(ino));
@@ -309,12 +313,13 @@ RegionAccessBits RegionAccess(const Ctx& ctx, const std::string& path) {
 }  // namespace
 
 Result<FileSystem::LeaseInfo> FileSystem::Lease(const Ctx& ctx, uint64_t ino, bool take, bool want_write) {
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   if (!(in.flags & format::kInodeImmutableExtents)) return Err(EINVAL, "file has no immutable extents");
   RegionAccessBits access = RegionAccess(ctx, region_->path());
   if (!access.read) return Err(EACCES, "lease refused: the caller could not open the region itself");
-  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(ExtentMap * map, Extents(*n, in));
   LeaseInfo info;
   info.file_size = in.size;
   info.align = uint64_t{1} << in.align_shift;
@@ -324,20 +329,21 @@ Result<FileSystem::LeaseInfo> FileSystem::Lease(const Ctx& ctx, uint64_t ino, bo
     info.extents.push_back({e.lblk * kBlockSize, e.pblk * kBlockSize, uint64_t{e.len} * kBlockSize});
   }
   if (take) {
-    std::lock_guard cl(cache_mu_);
-    StateLocked(ino).leases++;
+    std::lock_guard tl(table_mu_);
+    n->leases++;
   }
   return info;
 }
 
 void FileSystem::DropLease(uint64_t ino) {
-  std::lock_guard cl(cache_mu_);
-  auto it = states_.find(ino);
-  if (it != states_.end() && it->second->leases > 0) it->second->leases--;
+  std::lock_guard tl(table_mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end() && it->second->leases > 0) it->second->leases--;
 }
 
 bool FileSystem::HasImmutableExtents(uint64_t ino) {
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   auto in = LoadInode(ino);
   return in.ok() && (in->flags & format::kInodeImmutableExtents);
 }

@@ -49,20 +49,22 @@ Result<extent::XattrRun> FileSystem::XattrsOf(uint64_t ino, const Inode& in) con
   return run;
 }
 
-Status FileSystem::StageXattrsLocked(Tx& tx, uint64_t ino, Inode& in, const extent::XattrRun& old,
+Status FileSystem::StageXattrsLocked(Tx& tx, Node& node, Inode& in, const extent::XattrRun& old,
                                      const XattrList& list) {
-  uint64_t n = extent::XattrRunBlocks(list);
-  if (n > format::kMaxXattrBlocks) return Err(ENOSPC, "no room for the xattr: 256 KiB of xattrs per inode");
+  const uint64_t ino = node.ino;
+  node.has_capability_xattr = -1;  // learnt again on the next write
+  uint64_t blocks = extent::XattrRunBlocks(list);
+  if (blocks > format::kMaxXattrBlocks) return Err(ENOSPC, "no room for the xattr: 256 KiB of xattrs per inode");
   uint64_t new_off = 0;
-  if (n > 0) {
-    PMEMFS_ASSIGN_OR_RETURN(extent::Run r, alloc_.Reserve(n, extent::InodeOff(sb_, ino) / kBlockSize, 1, true));
+  if (blocks > 0) {
+    PMEMFS_ASSIGN_OR_RETURN(extent::Run r, alloc_.Reserve(blocks, extent::InodeOff(sb_, ino) / kBlockSize, 1, true));
     alloc_.StageUse(tx, r);
     new_off = format::BlockOff(r.start);
-    std::vector<uint8_t> bytes = extent::SerializeXattrRun(list, ino, static_cast<uint32_t>(n));
+    std::vector<uint8_t> bytes = extent::SerializeXattrRun(list, ino, static_cast<uint32_t>(blocks));
     region_->CopyFlush(new_off, bytes.data(), bytes.size());
   }
   if (in.xattr_block) alloc_.StageFree(tx, extent::Run{in.xattr_block / kBlockSize, old.nblocks});
-  in.blocks = in.blocks - old.nblocks + n;
+  in.blocks = in.blocks - old.nblocks + blocks;
   in.xattr_block = new_off;
   return Ok();
 }
@@ -72,7 +74,8 @@ Status FileSystem::SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name,
   if (IsVirtualXattr(name)) return SetVirtualXattr(ctx, ino, name, value, flags);
   PMEMFS_TRY(ValidXattrName(name));
   if (value.size() > extent::kXattrValueMax) return Err(E2BIG, "xattr value too large");
-  std::unique_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::unique_lock lk(n->mu);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(ino, in));
@@ -85,7 +88,8 @@ Status FileSystem::SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name,
   if (it != list.end()) it->second = std::string(value);
   else list.emplace_back(std::string(name), std::string(value));
   Tx tx(*region_);
-  PMEMFS_TRY(StageXattrsLocked(tx, ino, in, old, list));
+  DropCaches(tx, *n);
+  PMEMFS_TRY(StageXattrsLocked(tx, *n, in, old, list));
   in.ctime = Now();
   PutInode(tx, ino, in);
   return Commit(tx);
@@ -94,26 +98,28 @@ Status FileSystem::SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name,
 Result<std::string> FileSystem::GetXattr(uint64_t ino, std::string_view name) {
   if (IsVirtualXattr(name)) return GetVirtualXattr(ino, name);
   PMEMFS_TRY(ValidXattrName(name));
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun run, XattrsOf(ino, in));
-  for (auto& [n, v] : run.list)
-    if (n == name) return v;
+  for (auto& [k, v] : run.list)
+    if (k == name) return v;
   return Err(ENODATA, "no such xattr");
 }
 
 Result<std::vector<std::string>> FileSystem::ListXattr(uint64_t ino, const Ctx& ctx) {
-  std::shared_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun run, XattrsOf(ino, in));
   std::vector<std::string> names;
   int trusted = -1;  // whether the caller may see trusted.*: asked once, and only if needed
-  for (auto& [n, v] : run.list) {
-    if (n.starts_with("trusted.")) {
+  for (auto& [k, v] : run.list) {
+    if (k.starts_with("trusted.")) {
       if (trusted < 0) trusted = ctx.Has(CAP_SYS_ADMIN) ? 1 : 0;
       if (!trusted) continue;
     }
-    names.push_back(n);
+    names.push_back(k);
   }
   return names;
 }
@@ -121,32 +127,34 @@ Result<std::vector<std::string>> FileSystem::ListXattr(uint64_t ino, const Ctx& 
 Status FileSystem::RemoveXattr(const Ctx& ctx, uint64_t ino, std::string_view name) {
   if (IsVirtualXattr(name)) return RemoveVirtualXattr(ctx, ino, name);
   PMEMFS_TRY(ValidXattrName(name));
-  std::unique_lock lk(mu_);
+  NodeRef n = GetNode(ino);
+  std::unique_lock lk(n->mu);
   PMEMFS_TRY(Writable());
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   Tx tx(*region_);
-  PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, ino, in, name));
+  DropCaches(tx, *n);
+  PMEMFS_ASSIGN_OR_RETURN(bool dropped, StageDropXattrLocked(tx, *n, in, name));
   if (!dropped) return Err(ENODATA, "no such xattr");
   in.ctime = Now();
   PutInode(tx, ino, in);
   return Commit(tx);
 }
 
-Result<bool> FileSystem::StageDropXattrLocked(Tx& tx, uint64_t ino, Inode& in, std::string_view name) {
+Result<bool> FileSystem::StageDropXattrLocked(Tx& tx, Node& n, Inode& in, std::string_view name) {
   if (!in.xattr_block) return false;
-  PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(ino, in));
+  PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(n.ino, in));
   XattrList list = old.list;
   auto it = std::find_if(list.begin(), list.end(), [&](auto& kv) { return kv.first == name; });
   if (it == list.end()) return false;
   list.erase(it);
-  PMEMFS_TRY(StageXattrsLocked(tx, ino, in, old, list));
+  PMEMFS_TRY(StageXattrsLocked(tx, n, in, old, list));
   return true;
 }
 
-Status FileSystem::StageFreeXattrsLocked(Tx& tx, uint64_t ino, Inode& in) {
+Status FileSystem::StageFreeXattrsLocked(Tx& tx, Node& n, Inode& in) {
   if (!in.xattr_block) return Ok();
-  PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(ino, in));
-  return StageXattrsLocked(tx, ino, in, old, {});
+  PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(n.ino, in));
+  return StageXattrsLocked(tx, n, in, old, {});
 }
 
 }  // namespace pmemfs::fs

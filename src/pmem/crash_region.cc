@@ -7,13 +7,16 @@ namespace pmemfs::pmem {
 
 void CrashRegion::Flush(uint64_t off, uint64_t len) {
   if (start_.empty() || len == 0) return;  // not tracing
+  std::lock_guard lk(mu_);
   // Widen to 8-byte words: the unit the media writes atomically.
   uint64_t lo = off & ~7ull, hi = std::min<uint64_t>(size(), (off + len + 7) & ~7ull);
   flushes_.push_back({lo, std::vector<uint8_t>(base() + lo, base() + hi)});
 }
 
 void CrashRegion::Drain() {
-  if (!start_.empty()) fence_ends_.push_back(flushes_.size());
+  if (start_.empty()) return;
+  std::lock_guard lk(mu_);
+  fence_ends_.push_back(flushes_.size());
 }
 
 void CrashRegion::StartTrace() {

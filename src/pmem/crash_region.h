@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <vector>
 
 #include "pmem/dram_region.h"
@@ -41,9 +42,11 @@ class CrashRegion : public DramRegion {
     uint64_t off;
     std::vector<uint8_t> bytes;
   };
+  // Flush and Drain may come from several threads (group commit): one global order.
+  std::mutex mu_;
   std::vector<uint8_t> start_;
-  std::vector<Flushed> flushes_;
-  std::vector<size_t> fence_ends_;  // fence_ends_[k] = flushes_.size() at fence k+1
+  std::vector<Flushed> flushes_;    // GUARDED_BY(mu_) while tracing
+  std::vector<size_t> fence_ends_;  // fence_ends_[k] = flushes_.size() at fence k+1. GUARDED_BY(mu_)
 };
 
 }  // namespace pmemfs::pmem

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "common/devdax.h"
 #include "pmem/fault.h"
@@ -114,29 +115,38 @@ Pmem2Region::~Pmem2Region() {
 }
 
 // Page granularity: libpmem2's flush is one msync per call, and a journal commit flushes a
-// handful of small ranges between two fences. Flush only notes the range (per thread: the
-// flushing thread is the one that drains) and Drain makes one msync over the span of them,
-// which writes back exactly the dirty pages in it (none outside what was flushed, unless
-// another thread dirtied them, which is harmless).
+// handful of small ranges between two fences. Flush only notes the range, and Drain makes
+// one msync over the span of every range noted so far, by any thread (msync writes back
+// exactly the dirty pages in its range, so a wide span costs nothing more): a journal
+// group's fence then also covers the data its other members wrote. msync runs under the
+// lock, so that a Drain returns only once every range noted before it is durable, also
+// those another thread's Drain is writing back at the time.
 namespace {
-struct PendingPages {
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
+class PendingPages {
+ public:
   void Add(const void* p, uint64_t len) {
     auto a = reinterpret_cast<uintptr_t>(p);
-    lo = std::min(lo, a);
-    hi = std::max(hi, a + len);
+    std::lock_guard lk(mu_);
+    lo_ = std::min(lo_, a);
+    hi_ = std::max(hi_, a + len);
   }
   void Sync() {
-    if (lo >= hi) return;
+    std::lock_guard lk(mu_);
+    if (lo_ >= hi_) return;
     static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    uintptr_t start = lo & ~(page - 1);
-    if (msync(reinterpret_cast<void*>(start), hi - start, MS_SYNC) != 0)
+    uintptr_t start = lo_ & ~(page - 1);
+    if (msync(reinterpret_cast<void*>(start), hi_ - start, MS_SYNC) != 0)
       spdlog::error("msync of the region: {}", std::strerror(errno));
-    lo = UINTPTR_MAX;
-    hi = 0;
+    lo_ = UINTPTR_MAX;
+    hi_ = 0;
   }
+
+ private:
+  std::mutex mu_;
+  uintptr_t lo_ = UINTPTR_MAX, hi_ = 0;  // GUARDED_BY(mu_)
 };
-thread_local PendingPages pending;
+PendingPages pending;  // one region per process is mapped at page granularity in practice;
+                       // a second one only widens the span
 }  // namespace
 
 void Pmem2Region::Flush(uint64_t off, uint64_t len) {
@@ -164,6 +174,24 @@ void Pmem2Region::ZeroFlush(uint64_t off, uint64_t len) {
     return pending.Add(base_ + off, len);
   }
   memset_(base_ + off, 0, len, PMEM2_F_MEM_NODRAIN | PMEM2_F_MEM_NONTEMPORAL);
+}
+
+Status Pmem2Region::Prefault(uint64_t off, uint64_t len) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t lo = off & ~(page - 1), hi = std::min(size_, (off + len + page - 1) & ~(page - 1));
+  if (lo >= hi) return Ok();
+  // A fault the kernel cannot satisfy (a shrunk region file) is an error here (EFAULT),
+  // never SIGBUS.
+  if (madvise(base_ + lo, hi - lo, read_only_ ? MADV_POPULATE_READ : MADV_POPULATE_WRITE) != 0)
+    return Err(errno, "prefault the region mapping");
+  // Then one load per page: under a hypervisor that shadows the guest's page tables, a
+  // page's first access in this process still costs a trip to the hypervisor after the
+  // kernel has filled the page tables (measured on the development VM: the first memcpy
+  // over 512 MiB of populated shmem ran at 300 MB/s, the second at 15 GB/s; after a load per
+  // page, the first at full speed). On bare metal the loads cost next to nothing. Atomic
+  // loads: other threads may be storing to these pages meanwhile.
+  for (uint64_t o = lo; o < hi; o += page) (void)__atomic_load_n(base_ + o, __ATOMIC_RELAXED);
+  return Ok();
 }
 
 std::string Pmem2Region::Describe() const {

@@ -37,6 +37,8 @@ class Pmem2Region final : public Region {
   bool read_only() const override { return read_only_; }
   void Flush(uint64_t off, uint64_t len) override;
   void Drain() override;
+  bool DrainCoversAllThreads() const override { return granularity_ == Granularity::kPage; }
+  Status Prefault(uint64_t off, uint64_t len) override;
   void CopyFlush(uint64_t off, const void* src, uint64_t len) override;
   void ZeroFlush(uint64_t off, uint64_t len) override;
   std::string Describe() const override;

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/result.h"
+
 namespace pmemfs::pmem {
 
 enum class Granularity : uint8_t {
@@ -47,8 +49,10 @@ class Region {
 
   // Starts write-back of [off, off+len) toward the media; durable only after Drain().
   virtual void Flush(uint64_t off, uint64_t len) = 0;
-  // Fence: waits until every flushed range is durable.
+  // Fence: waits until every range this thread flushed is durable (CPU cache flushes are
+  // ordered per CPU), and every range any thread flushed when DrainCoversAllThreads().
   virtual void Drain() = 0;
+  virtual bool DrainCoversAllThreads() const { return true; }
   void Persist(uint64_t off, uint64_t len) {
     Flush(off, len);
     Drain();
@@ -63,6 +67,15 @@ class Region {
   virtual void ZeroFlush(uint64_t off, uint64_t len) {
     std::memset(base_ + off, 0, len);
     Flush(off, len);
+  }
+
+  // Maps [off, off+len) into the page tables ahead of its first use, so that no request
+  // pays a first-touch fault there (MADV_POPULATE_WRITE, or _READ on a read-only region,
+  // then a load per page for hypervisors that shadow page tables).
+  // Nothing to do for memory-only regions.
+  virtual Status Prefault(uint64_t off, uint64_t len) {
+    (void)off, (void)len;
+    return Ok();
   }
 
   // The absolute path of the device or file, or "" for memory-only regions.
