@@ -715,6 +715,25 @@ std::optional<Divergence> Harness::ModelNoSpace(const Op& op, const Outcome& p, 
   if (k == Kind::kOpen && had1) {
     return Div(sig, "pmemfs " + Describe(op, p) + " on an existing name", index);
   }
+  // The call and its undo change the times of the directories they touch on the reference;
+  // on pmemfs nothing changed, so they get their old times back (an explicit old mtime
+  // would otherwise turn into "now" on the reference only).
+  struct DirTimes {
+    std::string path;
+    timespec times[2];
+  };
+  std::vector<DirTimes> dirs;
+  for (const std::string* rel : {&op.path, &op.path2}) {
+    if (rel == &op.path2 && k != Kind::kLink && k != Kind::kRename) break;
+    std::string r = *rel;
+    while (!r.empty() && r.back() == '/') r.pop_back();
+    size_t cut = r.find_last_of('/');
+    DirTimes d{troot_ + (cut == std::string::npos ? "" : "/" + r.substr(0, cut)), {}};
+    struct stat dst;
+    if (::stat(d.path.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) continue;
+    d.times[0] = dst.st_atim, d.times[1] = dst.st_mtim;
+    dirs.push_back(d);
+  }
   if (!exec_ref(op)) return Div("harness", "the reference worker did not answer", index);
   if (t.ret == -1) {
     if (!stash.empty()) ::unlink(stash.c_str());
@@ -746,6 +765,7 @@ std::optional<Divergence> Harness::ModelNoSpace(const Op& op, const Outcome& p, 
       break;
   }
   if (r != 0) return Div("harness", "cannot undo " + what + " on the reference: " + ErrName(errno), index);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::utimensat(AT_FDCWD, it->path.c_str(), it->times, 0);
   (void)had1;
   return CheckTrees("after an ENOSPC in " + what + " (nothing may have changed)", index);
 }
