@@ -589,6 +589,13 @@ std::optional<Divergence> Harness::ModelNoSpace(const Op& op, const Outcome& p, 
   const bool counted = k == Kind::kWrite || k == Kind::kPwrite || k == Kind::kCopyRange;
   const bool short_count = counted && p.ret >= 0 && p.ret < op.len;
   if (!Enospc(p) && !short_count) return std::nullopt;
+  if (counted) {
+    // Only a regular file runs out of space: a write to a FIFO is short when its pipe is
+    // full, on both sides alike.
+    struct stat fst;
+    const int fd = PFd(k == Kind::kCopyRange ? op.slot2 : op.slot);
+    if (fd < 0 || ::stat(ProcFd(op.worker, fd).c_str(), &fst) != 0 || !S_ISREG(fst.st_mode)) return std::nullopt;
+  }
   struct statvfs sv;
   if (::statvfs(proot_.c_str(), &sv) != 0) return std::nullopt;
   uint64_t allowed = kSlackBlocks;
