@@ -310,6 +310,25 @@ void Run(const Op& op, Side& side, int fd, Outcome* o) {
     case Kind::kFchown: r = ::fchown(fd, op.uid, op.gid); break;
     case Kind::kFutimens: r = ::futimens(fd, timesp(ts)); break;
     case Kind::kGetdents: r = ListDir(fd, &o->data); break;
+    case Kind::kReopenRead: {
+      // O_NONBLOCK: a FIFO opens at once (and answers ESPIPE to pread on both sides).
+      const std::string self = "/proc/self/fd/" + std::to_string(fd);
+      int rfd = ::open(self.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+      if (rfd >= 0) {
+        buf.resize(static_cast<size_t>(op.len));
+        r = ::pread(rfd, buf.data(), buf.size(), op.off);
+        int e = errno;
+        ::close(rfd);
+        errno = e;
+        if (r >= 0) o->data = buf.substr(0, static_cast<size_t>(r));
+      }
+      break;
+    }
+    case Kind::kFreadlink:
+      buf.resize(static_cast<size_t>(op.len));
+      r = ::readlinkat(fd, "", buf.data(), buf.size());
+      if (r >= 0) o->data = buf.substr(0, static_cast<size_t>(r));
+      break;
     default:
       errno = EINVAL;
       break;

@@ -276,6 +276,15 @@ std::optional<Op> Generator::FdOp(Harness& h, int) {
     }
     return op;
   }
+  // An O_PATH descriptor holds the inode without an open file (as an open() that looked the
+  // name up just before a rename replaced it): reaching it again, by /proc/self/fd or
+  // readlinkat(fd, ""), must find the contents intact even after its name went.
+  if ((s.flags & O_PATH) ? P(0.6) : P(0.02)) {
+    op.kind = S_ISLNK(s.mode) || P(0.2) ? Kind::kFreadlink : Kind::kReopenRead;
+    op.len = op.kind == Kind::kFreadlink ? (P(0.8) ? 4096 : static_cast<int64_t>(U(0, 16))) : Length() + (P(0.3) ? 4096 : 0);
+    op.off = Offset(size);
+    return op;
+  }
   uint64_t r = U(0, 99);
   if (shrink && r < 30) r = P(0.5) ? 30 : 97;  // ftruncate small, or close and let unlink follow
   if (r < 18) {
@@ -384,7 +393,7 @@ Op Generator::PathOp(Harness& h) {
     if (P(0.05)) op.flags |= O_NOATIME;
     if (P(0.03)) op.flags |= O_SYNC;
     if (P(0.03)) op.flags |= O_DSYNC;
-    if (P(0.03)) op.flags = O_PATH | (P(0.5) ? O_NOFOLLOW : 0);
+    if (P(0.06)) op.flags = O_PATH | (P(0.5) ? O_NOFOLLOW : 0);
     if (P(0.015)) op.flags = __O_TMPFILE | O_DIRECTORY | (P(0.5) ? O_RDWR : O_WRONLY), op.path = ExistingPath(h, S_IFDIR, true);
     // Directories: mostly read-only opens (getdents, fstat, fchmod on a directory descriptor).
     for (const auto& n : h.Tree())

@@ -485,7 +485,8 @@ std::optional<Divergence> Harness::Run(const Op& op, size_t index) {
   }
   if (ChangesNames(op.kind) || !(op.kind == Kind::kRead || op.kind == Kind::kPread || op.kind == Kind::kStat ||
                                  op.kind == Kind::kLstat || op.kind == Kind::kFstat || op.kind == Kind::kGetxattr ||
-                                 op.kind == Kind::kReaddir || op.kind == Kind::kGetdents || op.kind == Kind::kReadlink)) {
+                                 op.kind == Kind::kReaddir || op.kind == Kind::kGetdents || op.kind == Kind::kReadlink ||
+                                 op.kind == Kind::kReopenRead || op.kind == Kind::kFreadlink)) {
     if (ChangesNames(op.kind) || stats_.ops % 16 == 0) tree_stale_ = true;
   }
   return std::nullopt;

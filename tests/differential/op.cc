@@ -39,7 +39,8 @@ constexpr KindInfo kKinds[] = {
     {"fchown", true, false, false},       {"futimens", true, false, false},
     {"fsetxattr", true, false, false},    {"fgetxattr", true, false, false},
     {"flistxattr", true, false, false},   {"fremovexattr", true, false, false},
-    {"getdents", true, false, false},     {"remount", false, true, true},
+    {"getdents", true, false, false},     {"reopen+pread", true, false, false},
+    {"readlinkat", true, false, false},   {"remount", false, true, true},
     {"kill-daemon", false, true, true},   {"check", false, true, false},
     {"ballast-write", false, true, false}, {"ballast-punch", false, true, false},
     {"ballast-unlink", false, true, false},
@@ -266,6 +267,10 @@ std::string Describe(const Op& op) {
     case Kind::kFlistxattr: return who + "flistxattr(" + Fd(op.slot) + ", bufsize " + std::to_string(op.len) + ")";
     case Kind::kFremovexattr: return who + "fremovexattr(" + Fd(op.slot) + ", " + Quote(op.str) + ")";
     case Kind::kGetdents: return who + "getdents(" + Fd(op.slot) + ") from offset 0";
+    case Kind::kReopenRead:
+      return who + "open(\"/proc/self/fd/\"+" + Fd(op.slot) + ", O_RDONLY|O_NONBLOCK), pread(" + std::to_string(op.len) + ", " +
+             std::to_string(op.off) + "), close";
+    case Kind::kFreadlink: return who + "readlinkat(" + Fd(op.slot) + ", \"\", bufsize " + std::to_string(op.len) + ")";
     case Kind::kRemount: return "--- close all descriptors, unmount, fsck.pmemfs -n, mount ---";
     case Kind::kKill: return "--- SIGKILL the daemon, close all descriptors, fsck.pmemfs -n, mount ---";
     case Kind::kCheck: return "--- compare the trees ---";
@@ -286,11 +291,12 @@ std::string Describe(const Op& op, const Outcome& o) {
   if (o.ret == -1) return "= -1 " + ErrName(o.err);
   s = "= " + std::to_string(o.ret);
   switch (op.kind) {
-    case Kind::kRead: case Kind::kPread: case Kind::kGetxattr: case Kind::kFgetxattr: case Kind::kReadlink: {
+    case Kind::kRead: case Kind::kPread: case Kind::kGetxattr: case Kind::kFgetxattr: case Kind::kReadlink:
+    case Kind::kReopenRead: case Kind::kFreadlink: {
       size_t nz = 0;
       for (char c : o.data) nz += c != 0;
       s += " (" + std::to_string(o.data.size()) + " bytes, " + std::to_string(nz) + " non-zero";
-      if (op.kind == Kind::kReadlink) s += ": " + Quote(o.data);
+      if (op.kind == Kind::kReadlink || op.kind == Kind::kFreadlink) s += ": " + Quote(o.data);
       s += ")";
       break;
     }

@@ -16,6 +16,9 @@ enum class Kind : uint8_t {
   // Calls on a descriptor slot, run by the worker that opened it.
   kClose, kRead, kPread, kWrite, kPwrite, kLseek, kFtruncate, kFallocate, kCopyRange, kFsync, kFdatasync,
   kFstat, kFchmod, kFchown, kFutimens, kFsetxattr, kFgetxattr, kFlistxattr, kFremovexattr, kGetdents,
+  // Reaching the inode a descriptor holds (also an O_PATH one) after its name may have gone:
+  // open("/proc/self/fd/N", O_RDONLY|O_NONBLOCK) + pread + close, and readlinkat(fd, "").
+  kReopenRead, kFreadlink,
   // Harness actions (not compared): pmemfs only, or both targets.
   kRemount,        // close every descriptor, unmount cleanly, fsck -n, mount, compare trees
   kKill,           // SIGKILL the daemon (descriptors still open), fsck -n, mount, compare trees
