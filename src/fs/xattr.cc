@@ -57,7 +57,21 @@ Status FileSystem::StageXattrsLocked(Tx& tx, Node& node, Inode& in, const extent
   if (blocks > format::kMaxXattrBlocks) return Err(ENOSPC, "no room for the xattr: 256 KiB of xattrs per inode");
   uint64_t new_off = 0;
   if (blocks > 0) {
-    PMEMFS_ASSIGN_OR_RETURN(extent::Run r, alloc_.Reserve(blocks, extent::InodeOff(sb_, ino) / kBlockSize, 1, true));
+    auto reserved = alloc_.Reserve(blocks, extent::InodeOff(sb_, ino) / kBlockSize, 1, true);
+    if (!reserved.ok() && reserved.code() == ENOSPC && in.xattr_block && blocks <= old.nblocks &&
+        blocks * kBlockSize <= journal_.capacity() / 4) {
+      // No room for a new run, but the list does not grow (removexattr, a smaller value):
+      // such a change must not fail for lack of space, as on other filesystems. The new run
+      // goes over the old one's first blocks through the journal (crash atomic like the
+      // rest of the transaction) and the old run's tail is freed.
+      std::vector<uint8_t> bytes = extent::SerializeXattrRun(list, ino, static_cast<uint32_t>(blocks));
+      tx.Write(in.xattr_block, bytes.data(), static_cast<uint32_t>(bytes.size()));
+      if (blocks < old.nblocks)
+        alloc_.StageFree(tx, extent::Run{in.xattr_block / kBlockSize + blocks, old.nblocks - blocks});
+      in.blocks = in.blocks - old.nblocks + blocks;
+      return Ok();
+    }
+    PMEMFS_ASSIGN_OR_RETURN(extent::Run r, std::move(reserved));
     alloc_.StageUse(tx, r);
     new_off = format::BlockOff(r.start);
     std::vector<uint8_t> bytes = extent::SerializeXattrRun(list, ino, static_cast<uint32_t>(blocks));
