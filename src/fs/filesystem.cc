@@ -349,6 +349,13 @@ Status FileSystem::ClaimBlocks(uint64_t ino, const Inode& in, const extent::Exte
         it = owned_.erase(it);  // stale: that inode no longer maps it
         continue;
       }
+      // Only the blocks this map names count: `other` may map just part of the run it was
+      // recorded with (it shrank, or its number was freed and reused by a new file that
+      // took some of the same blocks).
+      if (!still_owns(other, std::max(it->first, start), std::min(end, start + len))) {
+        ++it;
+        continue;
+      }
       if (LogDamageOnce(ino, 1))
         spdlog::error("inode {}: extent map names region blocks {}..{}, owned by inode {} (run fsck.pmemfs)", ino,
                       start, start + len - 1, other);

@@ -175,7 +175,9 @@ class FileSystem {
   // ---- extended attributes -------------------------------------------------------------------
   Status SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name, std::string_view value, int flags);
   Result<std::string> GetXattr(uint64_t ino, std::string_view name);
-  Result<std::vector<std::string>> ListXattr(uint64_t ino);
+  // trusted.* names are listed only to a caller with CAP_SYS_ADMIN, as ext4 and tmpfs do
+  // (the VFS hides them from getxattr by itself, but listxattr is the filesystem's).
+  Result<std::vector<std::string>> ListXattr(uint64_t ino, const Ctx& ctx = {});
   Status RemoveXattr(const Ctx& ctx, uint64_t ino, std::string_view name);
 
   StatFs Statfs();

@@ -466,7 +466,7 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noe
 
 void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
   Guard(req, "listxattr", [&] {
-    auto r = Fs(req).ListXattr(ino);
+    auto r = Fs(req).ListXattr(ino, MakeCtx(req));
     if (!r.ok()) return ReplyErr(req, r.error(), "listxattr", ino);
     std::string out;
     for (const auto& n : *r) out.append(n).push_back('\0');

@@ -4,6 +4,7 @@
 // drains them), and the old run is freed by that same transaction. The journal carries
 // only the inode and bitmap changes. The pmemfs.* names in the user namespace are virtual
 // (immutable.cc).
+#include <linux/capability.h>
 #include <spdlog/spdlog.h>
 #include <sys/xattr.h>
 
@@ -56,7 +57,21 @@ Status FileSystem::StageXattrsLocked(Tx& tx, Node& node, Inode& in, const extent
   if (blocks > format::kMaxXattrBlocks) return Err(ENOSPC, "no room for the xattr: 256 KiB of xattrs per inode");
   uint64_t new_off = 0;
   if (blocks > 0) {
-    PMEMFS_ASSIGN_OR_RETURN(extent::Run r, alloc_.Reserve(blocks, extent::InodeOff(sb_, ino) / kBlockSize, 1, true));
+    auto reserved = alloc_.Reserve(blocks, extent::InodeOff(sb_, ino) / kBlockSize, 1, true);
+    if (!reserved.ok() && reserved.code() == ENOSPC && in.xattr_block && blocks <= old.nblocks &&
+        blocks * kBlockSize <= journal_.capacity() / 4) {
+      // No room for a new run, but the list does not grow (removexattr, a smaller value):
+      // such a change must not fail for lack of space, as on other filesystems. The new run
+      // goes over the old one's first blocks through the journal (crash atomic like the
+      // rest of the transaction) and the old run's tail is freed.
+      std::vector<uint8_t> bytes = extent::SerializeXattrRun(list, ino, static_cast<uint32_t>(blocks));
+      tx.Write(in.xattr_block, bytes.data(), static_cast<uint32_t>(bytes.size()));
+      if (blocks < old.nblocks)
+        alloc_.StageFree(tx, extent::Run{in.xattr_block / kBlockSize + blocks, old.nblocks - blocks});
+      in.blocks = in.blocks - old.nblocks + blocks;
+      return Ok();
+    }
+    PMEMFS_ASSIGN_OR_RETURN(extent::Run r, std::move(reserved));
     alloc_.StageUse(tx, r);
     new_off = format::BlockOff(r.start);
     std::vector<uint8_t> bytes = extent::SerializeXattrRun(list, ino, static_cast<uint32_t>(blocks));
@@ -73,7 +88,6 @@ Status FileSystem::SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name,
   if (IsVirtualXattr(name)) return SetVirtualXattr(ctx, ino, name, value, flags);
   PMEMFS_TRY(ValidXattrName(name));
   if (value.size() > extent::kXattrValueMax) return Err(E2BIG, "xattr value too large");
-  if ((flags & XATTR_CREATE) && (flags & XATTR_REPLACE)) return Err(EINVAL, "conflicting xattr flags");
   NodeRef n = GetNode(ino);
   std::unique_lock lk(n->mu);
   PMEMFS_TRY(Writable());
@@ -81,6 +95,8 @@ Status FileSystem::SetXattr(const Ctx& ctx, uint64_t ino, std::string_view name,
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun old, XattrsOf(ino, in));
   XattrList list = old.list;
   auto it = std::find_if(list.begin(), list.end(), [&](auto& kv) { return kv.first == name; });
+  // Both flags together are allowed (the VFS checks only for unknown ones): EEXIST or ENODATA,
+  // as on ext4 and tmpfs.
   if (it != list.end() && (flags & XATTR_CREATE)) return Err(EEXIST, "xattr exists");
   if (it == list.end() && (flags & XATTR_REPLACE)) return Err(ENODATA, "no such xattr");
   if (it != list.end()) it->second = std::string(value);
@@ -105,13 +121,20 @@ Result<std::string> FileSystem::GetXattr(uint64_t ino, std::string_view name) {
   return Err(ENODATA, "no such xattr");
 }
 
-Result<std::vector<std::string>> FileSystem::ListXattr(uint64_t ino) {
+Result<std::vector<std::string>> FileSystem::ListXattr(uint64_t ino, const Ctx& ctx) {
   NodeRef n = GetNode(ino);
   std::shared_lock lk(n->mu);
   PMEMFS_ASSIGN_OR_RETURN(Inode in, LoadInode(ino));
   PMEMFS_ASSIGN_OR_RETURN(extent::XattrRun run, XattrsOf(ino, in));
   std::vector<std::string> names;
-  for (auto& [k, v] : run.list) names.push_back(k);
+  int trusted = -1;  // whether the caller may see trusted.*: asked once, and only if needed
+  for (auto& [k, v] : run.list) {
+    if (k.starts_with("trusted.")) {
+      if (trusted < 0) trusted = ctx.Has(CAP_SYS_ADMIN) ? 1 : 0;
+      if (!trusted) continue;
+    }
+    names.push_back(k);
+  }
   return names;
 }
 

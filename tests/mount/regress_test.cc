@@ -188,5 +188,25 @@ TEST_F(RegressTest, WriteThatDoesNotFitIsShort) {
   EXPECT_EQ(ReadFile(P("f")), std::string(n, 'w'));
 }
 
+// Found by the differential tester (seed 2722081191): listxattr showed trusted.* names to
+// callers without CAP_SYS_ADMIN. The VFS hides them from getxattr, but listing is the
+// filesystem's job; ext4 and tmpfs list them only to CAP_SYS_ADMIN.
+class RegressAllowOtherTest : public RegressTest {
+ protected:
+  std::string MountOptions() const override { return "allow_other"; }
+};
+
+TEST_F(RegressAllowOtherTest, TrustedXattrsAreListedOnlyToCapSysAdmin) {
+  Ok("touch f && setfattr -n trusted.t -v 1 f && setfattr -n user.u -v 2 f && chmod 0644 f");
+  const std::string list = "getfattr -m - -d f";  // in the mount point (its parent is 0700)
+  EXPECT_EQ(Ok(list + " | grep -c ="), "2\n");
+  EXPECT_EQ(Ok("setpriv --reuid=65534 --regid=65534 --clear-groups " + list + " | grep ="), "user.u=\"2\"\n");
+  // The owner does not matter, CAP_SYS_ADMIN does.
+  Ok("chown 65534 f");
+  EXPECT_EQ(Ok("setpriv --reuid=65534 --regid=65534 --clear-groups " + list + " | grep ="), "user.u=\"2\"\n");
+  EXPECT_EQ(Ok("setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin " + list + " | grep ="),
+            "user.u=\"2\"\n");
+}
+
 }  // namespace
 }  // namespace pmemfs::testing
