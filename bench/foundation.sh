@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Foundation figures: files created per second (100,000 in one directory), 1 MiB
 # sequential write and read MB/s, and mount time of a region holding 100,000 files.
 #   bench/foundation.sh [BUILD_DIR]

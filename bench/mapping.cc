@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Persistent random updates per second through five paths to the same bytes (issue 5):
 //   a  libpmem2 mapping the region file directly, at the flagged file's region offsets
 //   b  libpmemfs: pmemfs_map + store + pmemfs_persist

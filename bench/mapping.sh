@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Persistent random updates per second through the five paths of bench/mapping.cc, on the
 # same region in one run: with the region on /dev/shm, and on a disk file with
 # PMEM2_FORCE_GRANULARITY=CACHE_LINE (daemon and clients) to emulate real pmem.

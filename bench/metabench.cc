@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // metabench: create, stat, rename and unlink N empty files, in one directory or spread
 // over D directories, and print operations per second for each phase.
 //

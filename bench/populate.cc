@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // populate: fills a formatted region with N empty files (1,000 per directory) through the
 // fs layer, without FUSE, so that mount time and daemon memory can be measured for large
 // namespaces quickly.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The effect of the mount-time prefault (issue 12): the first O_DIRECT overwrite and read of a
 # 512 MiB file after a fresh mount, with the default background prefault and with
 # -o noprefault, and a second pass (the mapping warm either way) as the reference. Medians

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # pmemfs side by side with its peers, on one machine in one run (issue 6):
 #   tmpfs           a tmpfs directory (the limit for a memory-backed filesystem)
 #   passthrough_ll  libfuse's example over a tmpfs directory, built here from the source

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Userspace read/write of a flagged file (issue 13): fio --ioengine=psync (pread/pwrite) on
 # one 512 MiB file in three places, the same job each time:
 #   tmpfs        a file on /dev/shm (the reference)

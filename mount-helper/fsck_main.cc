@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // fsck.pmemfs (also installed as fsck.fuse.pmemfs, which fsck(8) runs for fstab entries
 // of type fuse.pmemfs): checks (and with -y or -p repairs) a pmemfs region. Options and
 // exit codes follow fsck(8) and e2fsck: 0 clean, 1 errors corrected, 4 errors left

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // pmemfs-info: prints what the superblock, the bitmaps and the journal of a pmemfs region
 // say (like dumpe2fs -h or xfs_info): label, uuid, format version, sizes, free blocks and
 // inodes, journal state, features, the region's mapping alignment. Changes nothing.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mkfs.pmemfs: formats a region (a devdax device or a file) with an empty pmemfs.
 //
 // Everything is decided before anything is touched: the options and the whole layout are

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // pmemfs: mounts a pmemfs region with FUSE.
 //
 //   pmemfs REGION MOUNTPOINT [-o opt[,opt...]] [-f] [-d]

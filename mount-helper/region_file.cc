@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "region_file.h"
 
 #include <blkid/blkid.h>

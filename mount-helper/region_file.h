@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Region files and the checks the commands make on a region before they touch it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Command-line helpers shared by the pmemfs commands.
 #pragma once
 

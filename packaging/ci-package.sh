@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Packaging CI (issue 16): builds the Debian packages from this tree with Debian's tooling
 # (dpkg-buildpackage -us -uc -b), runs lintian (fails on errors), checks `cmake --install
 # --prefix` of the same build into a prefix the dynamic linker does not know (pkg-config,

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The README's demo command: installs dependencies, builds, formats a 1 GiB region file,
 # mounts it on /mnt/pmemfs-demo and uses it. Leaves it mounted; unmount with
 #   fusermount3 -u /mnt/pmemfs-demo

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Installs the Debian 12 packages pmemfs needs to build, test and benchmark. Run as root.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # SPDX license identifiers (LICENSE: BSD-3-Clause) at the top of every tracked source file.
 #
 #   scripts/spdx.sh           insert "SPDX-License-Identifier: BSD-3-Clause" where missing:

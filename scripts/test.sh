@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # The README's test command: installs dependencies, builds, and runs every test (unit,
 # crash, robustness, command and mounted integration tests) with ctest, then the corrupt-
 # image, fsck and crash tests again under AddressSanitizer and UBSan, then the benchmark

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Shared helpers for the unit tests: status assertions, seeded randomness, hex dumps.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /* Smoke test of the installed libpmemfs (built with pkg-config against libpmemfs-dev):
  * maps FILE (a flagged pmemfs file) through pmemfs_map_prot, stores a pattern at offset
  * 4096, makes it durable with pmemfs_persist, unmaps. The caller checks the bytes through

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /* Smoke test of the installed LD_PRELOAD shim: a program that knows nothing of pmemfs
  * maps FILE with mmap(MAP_SHARED, PROT_READ|PROT_WRITE), stores a pattern at offset 8192
  * and msyncs. Without the shim the kernel refuses the shared mapping of a flagged file

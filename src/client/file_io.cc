@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libpmemfs: read and write of flagged files in userspace (pmemfs_pread & co, and the
 // LD_PRELOAD shim's read/write family through file_io.h).
 //

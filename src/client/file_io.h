@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libpmemfs internals (not installed): the userspace read/write path as the LD_PRELOAD
 // shim (preload_io.cc) calls it. The public forms are pmemfs_pread & co (libpmemfs.h).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /* libpmemfs: direct mapping of pmemfs files that have immutable extents.
  *
  * A file flagged with `setfattr -n user.pmemfs.immutable_extents -v 1 FILE` never changes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libpmemfs internals (not installed): one direct mapping of a flagged file, shared by
 // the mapping API (pmemfs_client.cc) and the read/write path (file_io.cc).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libpmemfs: the client side of the direct-mapping protocol (src/common/lease_protocol.h).
 //
 // The region is reached only through mappings (open, fstat, mmap, close): the same code

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libpmemfs-preload.so: with LD_PRELOAD, an unmodified program's mmap(MAP_SHARED) of a
 // pmemfs file with immutable extents is served by libpmemfs's direct mapping, and msync()
 // on it persists with CPU cache flushes instead of entering the kernel.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // libpmemfs-preload.so, read/write family: with LD_PRELOAD, read, write, pread, pwrite,
 // readv, writev, preadv, pwritev, preadv2, pwritev2 (and their 64-bit and _FORTIFY_SOURCE
 // names) on a descriptor of a flagged pmemfs file are served in userspace by libpmemfs

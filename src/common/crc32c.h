@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // CRC-32C (Castagnoli), the checksum of every on-media record that can be torn.
 // Debian 12 ships no C/C++ crc32c library, so this is the usual table-free
 // SSE4.2 loop with a bytewise table fallback.

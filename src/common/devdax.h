@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Device-dax rules, shared by the region layer (src/pmem) and libpmemfs (src/client): what a
 // device-dax allows, and the test emulation that imposes the same rules on a regular file.
 //

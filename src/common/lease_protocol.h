@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /* The direct-mapping protocol between libpmemfs (src/client) and the pmemfs daemon.
  *
  * A client asks for a mapping lease with an ioctl on an open file of a file that has

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Result<T>: a value or a positive errno with a short static context string.
 // Shaped like std::expected (GCC 12 has no C++23 <expected>). No exceptions.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // BlockAllocator: free-space tracking. The block bitmap on media is the truth (changed only
 // through transactions); a DRAM map of free runs, built at mount, answers allocations fast.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "extent/extent_map.h"
 
 #include <cstring>

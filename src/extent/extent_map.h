@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // ExtentMap: the DRAM view of one inode's extents, sorted by logical block, each with the
 // region offset of the slot that holds it on media (one of the inode's inline slots or a
 // slot of an ExtentBlock in the inode's chain).

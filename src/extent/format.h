@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The on-media format of pmemfs. Every structure written to the region is declared here,
 // with fixed-width little-endian fields, explicit padding, and static_asserts on size and
 // the offsets that matter. Offsets are byte offsets from the region start, never pointers.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "extent/journal.h"
 
 #include <spdlog/spdlog.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Journal: the one crash-atomic mechanism every metadata change goes through.
 //
 // A redo log that holds one committed group of transactions at a time. Commit costs two

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Small helpers over on-media records: checksums and region offsets.
 #pragma once
 

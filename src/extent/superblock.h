@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Superblock: layout computation, mkfs, reading with fallback to the copies, and the
 // signatures that say "this region holds (or held) a pmemfs".
 //

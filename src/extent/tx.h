@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Tx: the metadata changes of one operation, staged in DRAM until Journal::Commit makes
 // them durable as a whole. Reads through the Tx see its own staged writes (read-your-writes),
 // so code can read-modify-write several fields of one structure in one transaction.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Xattr runs (format.h): the consecutive blocks holding all of an inode's extended
 // attributes. Read and validated here for the daemon and fsck; written whole, out of place,
 // by the fs layer (a new run is filled before the transaction that switches to it).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The checker's driver and its first phases: superblock, journal, state block, inodes,
 // extent maps and blocks owned twice. check_internal.h has the model, check.h the contract.
 #include "fs/check.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Check: the consistency checker behind fsck.pmemfs and the crash tests.
 //
 // Verifies the superblock and its copies, the journal, every in-use inode (checksum,

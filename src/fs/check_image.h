@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // CheckImage: fsck's view of a region: the region's bytes with an overlay of changes that
 // are not (yet) on it. fsck -n puts the journal's pending transaction there (the state a
 // mount would see, without writing), and both modes put their repairs there, so that each

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The checker's model of a region (check.h has the contract). One pass reads the region
 // through a CheckImage, decides every repair into the image's overlay, and leaves the
 // facts below; fsck -y commits the overlay and runs another pass.

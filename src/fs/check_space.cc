@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The checker's space phases: both bitmaps rewritten from what is in use, streamed a
 // block of bitmap at a time against the sorted runs in use (no per-block table); and
 // committing a pass's repairs through the journal.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The checker's tree phases: directory entries (salvaged entry by entry), reachability
 // from the root, second names of directories, lost subtrees, "..", link counts, and the
 // orphan list.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Credentials of the process behind a request, as the kernel would judge them for this
 // mount: capabilities count only in the user namespace that owns the mount (the daemon's,
 // the initial one for a root mount) or in an ancestor of it, as capable()/ns_capable()

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // DirIndex: the DRAM index of one directory, built from its blocks on first use.
 //
 // On media a directory is a list of 4 KiB blocks (its extent map, no holes) of 64-byte slots;

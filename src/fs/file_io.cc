@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // File data: read, write, truncate, fallocate, lseek, copy_file_range.
 //
 // Data blocks are written in place with non-temporal stores and flushed; the commit that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "fs/filesystem.h"
 
 #include <spdlog/spdlog.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // FileSystem: pmemfs's operations over a mounted region, independent of FUSE (the adapter
 // in fuse_ops.cc translates requests to these calls), so the layer is testable without a
 // mount. Every metadata change is one or more journal transactions (Commit); data written

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // FUSE low-level callbacks. Each is noexcept, replies exactly once, takes its FileSystem from
 // fuse_req_userdata, and turns a Result into a reply. Errors are logged here, once, where
 // they become a reply: unexpected ones (corruption, I/O, read-only) at error level.

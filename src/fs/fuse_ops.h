@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The FUSE adapter: serves a FileSystem through the libfuse3 low-level API. The only file
 // of pmemfs that sees <fuse_lowlevel.h> is fuse_ops.cc.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Immutable extents: setting the flag prepares the file for direct mapping (holes and
 // unwritten extents become zeroed written blocks; units of the alignment that are not one
 // aligned physical run are copied to one), then records the flag. While it is set, every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Immutable extents (the "daxfile" / S_IOMAP_IMMUTABLE semantics of ../shared/seed): the
 // virtual xattrs that set, clear and show a file's flag and its extent map.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Namespace operations: lookup, create, link, unlink, rename, readdir.
 //
 // Locking (filesystem.h): a directory's node before the nodes of the inodes its entries

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Node: the daemon's DRAM side of one inode in use: the lock every operation on the inode
 // takes, the kernel's references to it, and the indexes built from its structures on the
 // region (extent map, directory index). The region stays the truth: a Node caches nothing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Extended attributes: all of an inode's attributes live in one xattr run (format.h),
 // replaced whole on every change: the new run is written into newly allocated blocks,
 // unreachable until the transaction that points the inode at it commits (its first fence

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // CrashRegion: a DramRegion that records every Flush (with the bytes flushed) and every
 // Drain, and rebuilds the images a power cut could leave behind.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "pmem/dram_region.h"
 
 #include <sys/mman.h>

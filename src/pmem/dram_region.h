@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // DramRegion: the region in ordinary memory, for unit tests. Flush and Drain do nothing.
 #pragma once
 

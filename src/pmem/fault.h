@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Region faults: a daemon that survives its region (issue 15).
 //
 // A load or store into the region mapping can raise SIGBUS: the region file was truncated

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Pmem2Region: a devdax character device or a regular file mapped whole with libpmem2.
 // The file descriptor holds an exclusive flock for the region's lifetime, so that no two
 // daemons (or a daemon and mkfs/fsck) ever write one region at once.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Region: the persistent bytes pmemfs lives in, and the only way to make them durable.
 //
 // Every store that metadata or data code makes into the region is followed by a Flush of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
 # Region syscall audit (issue 17): a device-dax supports only open, mmap and close, so no
 # pmemfs program may read, write, resize or sync a region through a descriptor; every byte
 # goes through a mapping. This runs mkfs.pmemfs, a mount with a workload, setting

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // io_cases: the targeted scenarios of the userspace read/write tests (io_test.cc), each
 // printing lines that must be the same with and without the LD_PRELOAD shim (except the
 // "direct" lines, which say what libpmemfs serves itself).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // io_sequence: a seeded random sequence of read/write-family calls on one file, printing
 // one transcript line per call (its arguments, result, errno, and a hash of the bytes
 // read), for comparing runs with and without libpmemfs's userspace path:

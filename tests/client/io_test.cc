@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Userspace read/write of flagged files (issue 13): libpmemfs's pmemfs_pread & co and the
 // LD_PRELOAD shim's read/write family must give, call by call, what the system calls give
 // through the mount, while serving what they can without entering the kernel. Every test

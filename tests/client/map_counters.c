@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /* Stores and checks 8-byte counters in a file, for the direct-mapping tests.
  *
  *   map_counters store  lib|plain FILE N SEED [fork]   map FILE (libpmemfs, or plain

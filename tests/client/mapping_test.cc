@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Direct mapping on a real mount: libpmemfs, the LD_PRELOAD shim with unmodified tools,
 // leases, permissions, coherence with read()/write() through the mount.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "crash/crash_driver.h"
 
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The power-cut crash driver (issue 3).
 //
 // For one operation: format a CrashRegion, run the workload's setup, record the visible

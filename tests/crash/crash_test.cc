@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Power-cut crash tests: every metadata operation, every fence, sampled subsets of the
 // words in flight (see crash_driver.h). PMEMFS_CRASH_SAMPLES enlarges the sampling.
 #include <fcntl.h>

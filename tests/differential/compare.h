@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // What "the same" means between pmemfs and the tmpfs reference: the stat fields compared and
 // the ones Linux lets filesystems differ on (each exclusion says why), file contents compared
 // through their data segments, and whole trees (names, types, modes, owners, sizes, link

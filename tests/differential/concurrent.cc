@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "differential/concurrent.h"
 
 #include <fcntl.h>

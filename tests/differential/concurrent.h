@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The concurrent mode: reader processes against writers that replace a file (write a
 // temporary, rename it over the name) and a symlink (`ln -s target tmp; rename tmp link`).
 // Every read must see one complete version, old or new: never zeros, never a mix, never an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The differential tester in CI (README.md in this directory): a fixed time budget of random
 // call sequences compared against tmpfs, the concurrent rename-replace workload on pmemfs
 // and on tmpfs, and a check that a divergence is found, replayed and minimised.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "differential/exec.h"
 
 #include <dirent.h>

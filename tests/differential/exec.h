@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Executes one Op on one target (a pmemfs mount or the tmpfs reference), in the calling
 // process and with its credentials. Used by the worker processes.
 #pragma once

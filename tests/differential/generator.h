@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The seeded generator of operation sequences. It looks at the reference tree and the open
 // descriptor slots (through the Harness) to pick paths and descriptors, so that most calls
 // act on things that exist, and mixes in calls that must fail (missing names, names too

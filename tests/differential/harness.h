@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The two targets side by side: a pmemfs mount (a small region, -o allow_other) and a
 // private tmpfs mount (nosuid,nodev like the FUSE mount), each with the tree under test at
 // <mount>/t, and the worker processes that run calls on both. Run() executes one Op on

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "differential/op.h"
 
 #include <fcntl.h>

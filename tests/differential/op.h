@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The differential tester's unit of work: one POSIX call (or one harness action) with all
 // of its arguments, so that it can be sent to a worker process, executed on both targets,
 // recorded, replayed and printed as a readable call.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Drives the tester: epochs of generated operations on fresh targets until a time budget is
 // spent; on a divergence, minimises the epoch's sequence (delta debugging: replays of
 // subsets on fresh mounts until no op can be removed) and prints the seed and the

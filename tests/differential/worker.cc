@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 #include "differential/worker.h"
 
 #include <grp.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Worker processes: each runs ops with its own credentials (root, or an unprivileged uid
 // with its groups, set with setresuid/setresgid after fork) and holds its own descriptors
 // on both targets. The driver talks to each over a socketpair, one request at a time.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The standard tools on a real mount: cp, mv, ln, setfattr/getfattr, truncate, fallocate,
 // tar, du, stat, find, rm.
 #include "mount/mount_fixture.h"

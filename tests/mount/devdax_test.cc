@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The device-dax emulation (PMEMFS_TEST_DEVDAX, src/common/devdax.h) through the real
 // commands: what a device-dax refuses is refused, with the rule named and nothing changed,
 // and the tools say which device they work on. The suites themselves run again under

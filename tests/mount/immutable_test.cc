@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Immutable extents on a real mount (issue 4; semantics from the daxfile discussion in
 // ../shared/seed): the xattr interface, preparation of the extent map, every refusal and
 // every allowed operation, leases, persistence, privilege, ENOSPC.

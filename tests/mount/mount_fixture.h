@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A real pmemfs mount for integration tests: a region file formatted with the real
 // mkfs.pmemfs, mounted by the real `pmemfs REGION MNT -f` through /dev/fuse, driven with
 // syscalls and real commands. Needs root (CI runs as root) and /dev/fuse.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // POSIX operations on a real mount, with the errno values Linux filesystems (ext4, tmpfs)
 // return for the same calls.
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A daemon that survives its region (issue 15): the region file is truncated under a live
 // mount. Requests that touch the lost part answer EIO (a store or load by the daemon takes
 // SIGBUS, survived by src/pmem/fault.h; a read reply pointing there is refused by the

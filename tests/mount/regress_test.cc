@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Regressions from issue 11: data-safety bugs users hit with ordinary commands, each
 // reproduced the way it was found and compared with what tmpfs does.
 #include <dirent.h>

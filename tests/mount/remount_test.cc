@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Whole-filesystem lifecycles: remount keeps everything, 100,000 entries in one directory,
 // one writer per region, clear messages for unformatted regions, mkfs signatures, ro, SIGTERM.
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Corrupt images, attacked the way a bad disk or a hostile user would: random byte flips in
 // metadata, whole metadata blocks overwritten, checksums resealed so the damage meets the
 // structural checks, and crafted structures (an entry whose name bytes parse as entries,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // fsck repairs each class of damage it reports, pinned one class per test on a small
 // filesystem: what the daemon does before the repair, what fsck -n says (without writing),
 // that fsck -y repairs it, that fsck -n is clean afterwards and what the files look like.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Helpers for tests that damage images on purpose: find structures on the region, run the
 // checker with its report captured, and walk a mounted filesystem reading everything.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The minimum journal mkfs allows (extent::kMinJournalSize) holds the largest transactions
 // the filesystem builds, on the worst free space there is: every free run one block long.
 // Lowering the minimum below what these need makes this test fail (EFBIG).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The daemon killed with SIGKILL at random moments while processes create, write with
 // fsync, rename and delete files; after each kill: remount (recovery), every file whose
 // fsync (or rename, or unlink) had returned is exactly as written, and fsck is clean.

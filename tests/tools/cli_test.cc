@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Command-line conventions of the installed commands (issue 16): --help and --version on
 // every command, fsck.pmemfs's fsck(8) options and exit codes (-p/-a preen, -f, usage 16),
 // messages that name the problem (a region that is not a regular file or device-dax, no

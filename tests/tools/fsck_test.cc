@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // fsck.pmemfs and the daemon on real region files: an aliased extent is refused by the
 // mounted daemon and repaired by fsck; a listing with a damaged entry still works through
 // the mount; fsck -y after an unclean shutdown leaves nothing for the next mount to replay;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // mkfs.pmemfs decides before it touches: every refused invocation leaves the region exactly
 // as it was (size, allocated blocks, content, mode) and says why. Signatures of pmemfs
 // (also damaged, also on a grown file), famfs and other filesystems are found through the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // pmemfs checks its mount point: missing, not a directory, a dead FUSE mount, or a mount
 // already (refused unless -o overmount).
 #include <sys/stat.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Helpers for the command tests: a region file's observable state (size, allocated
 // blocks, content checksum), to show that a refused command changed nothing.
 #pragma once

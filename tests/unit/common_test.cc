@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // common: crc32c against published vectors, and the Result/Status type.
 #include <cerrno>
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The block allocator (alignment 4 KiB..1 GiB, fragmentation, ENOSPC, staging through a
 // transaction, reload from the bitmap) and the inode bitmap.
 #include <set>

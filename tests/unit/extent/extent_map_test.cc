@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Extent maps: insert with merging, removal that splits, flag changes over partial ranges,
 // overflow into extent blocks, and a round trip through the media.
 #include "extent/allocator.h"

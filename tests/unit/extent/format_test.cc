@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // Golden bytes for every on-media structure: each field gets a distinct value and the
 // serialised bytes are compared with a pinned literal, so that any change of format (field
 // order, size, padding, endianness) fails here and has to be made deliberately, with a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The journal: one transaction made durable at once; recovery replays a committed log,
 // ignores a torn one, refuses a malformed one, and a checkpoint leaves nothing to replay.
 #include <xxhash.h>

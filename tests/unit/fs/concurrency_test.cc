@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // The FileSystem under concurrent callers, as the FUSE workers call it: threads each with
 // private files (whose contents they check against a model) and shared directories where
 // they create, link, rename (across directories, over each other, directories too),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // A FileSystem mounted on a formatted DramRegion, for fs-layer tests without FUSE.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 // pmem: the libpmem2 region on a file, the DRAM region, and the crash-tracing region.
 #include <fcntl.h>
 #include <signal.h>
