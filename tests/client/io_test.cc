@@ -93,14 +93,8 @@ class CoProcess {
   int status_ = -1;
 };
 
-class UserspaceIoTest : public MountTest {
+class UserspaceIoTest : public ClientMountTest {
  protected:
-  std::string MountOptions() const override { return "allow_other"; }
-  void TearDown() override {
-    if (IsMounted(m_.mnt())) ExpectFlaggedExtentsAligned(m_.mnt());
-    MountTest::TearDown();
-  }
-  CommandResult In(const std::string& cmd) { return Sh("cd " + m_.mnt() + " && " + cmd); }
   std::string Run(const std::string& cmd) {
     CommandResult r = In(cmd);
     EXPECT_EQ(r.status, 0) << cmd << "\n" << r.output;

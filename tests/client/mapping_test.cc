@@ -21,14 +21,8 @@ namespace {
 
 const std::string kPreload = "LD_PRELOAD=" PMEMFS_LIB_DIR "/libpmemfs-preload.so ";
 
-class MappingTest : public MountTest {
+class MappingTest : public ClientMountTest {
  protected:
-  std::string MountOptions() const override { return "allow_other"; }
-  void TearDown() override {
-    if (IsMounted(m_.mnt())) ExpectFlaggedExtentsAligned(m_.mnt());
-    MountTest::TearDown();
-  }
-  CommandResult In(const std::string& cmd) { return Sh("cd " + m_.mnt() + " && " + cmd); }
   void Ok(const std::string& cmd) {
     CommandResult r = In(cmd);
     ASSERT_EQ(r.status, 0) << cmd << "\n" << r.output;
