@@ -451,6 +451,9 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
   format::Timespec now = Now();
   auto apply = [&](Tx& tx, Inode& m) -> Status {
     if (a.mask & kSetMode) m.mode = (m.mode & S_IFMT) | (a.mode & 07777);
+    // chown_common() decides what to kill from the inode as it was: group membership is
+    // checked against the old group, not the one being given.
+    if (a.mask & (kSetUid | kSetGid)) PMEMFS_TRY(KillPrivsLocked(ctx, tx, *n, m, /*chown=*/true));
     if (a.mask & kSetUid) m.uid = a.uid;
     if (a.mask & kSetGid) m.gid = a.gid;
     if (a.mask & kSetAtimeNow) m.atime = now;
@@ -459,7 +462,6 @@ Result<struct stat> FileSystem::SetAttr(const Ctx& ctx, uint64_t ino, const SetA
     else if (a.mask & kSetMtime) m.mtime = FromTimespec(a.mtime);
     if (a.mask & kSetSize) m.mtime = now;
     m.ctime = (a.mask & kSetCtime) ? FromTimespec(a.ctime) : now;
-    if (a.mask & (kSetUid | kSetGid)) PMEMFS_TRY(KillPrivsLocked(ctx, tx, *n, m, /*chown=*/true));
     if (a.mask & kSetSize) PMEMFS_TRY(KillPrivsLocked(ctx, tx, *n, m, /*chown=*/false));
     return Ok();
   };

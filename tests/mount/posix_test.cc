@@ -470,6 +470,11 @@ TEST_F(PrivilegeTest, ChownClearsSetIdOnEveryNonDirectory) {
   SetMode("p", 06545);
   Ok(AsNobody("chown 65534:65534 p"));
   EXPECT_EQ(Mode("p"), 02545u) << "setgid without group execute, owner in the group: kept";
+  ASSERT_EQ(::chown(P("p").c_str(), 65534, 0), 0);
+  SetMode("p", 02545);
+  Ok(AsNobody("chown 65534:65534 p"));
+  EXPECT_EQ(Mode("p"), 0545u) << "setgid without group execute, owner not in the old group: "
+                                 "cleared although the new group is the owner's";
   SetMode("c", 06755);
   ASSERT_EQ(::chown(P("c").c_str(), 0, 0), 0);
   EXPECT_EQ(Mode("c"), 0755u) << "chown of a device node by root";
