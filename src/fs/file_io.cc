@@ -365,32 +365,37 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
     PMEMFS_ASSIGN_OR_RETURN(map, Extents(*node, in));
   }
 
-  // Zeroes the bytes of [lo, hi) that lie in written blocks, in place.
-  auto zero_bytes = [&](uint64_t lo, uint64_t hi) {
+  // The bytes of [lo, hi) that lie in written blocks, as region ranges. They are found
+  // before the transaction changes the map and zeroed only once everything that can fail
+  // has been staged, so a call that fails (ENOSPC for a map block, EFBIG) changes nothing.
+  std::vector<std::pair<uint64_t, uint64_t>> zeros;
+  auto zero_later = [&](uint64_t lo, uint64_t hi) {
     for (uint64_t pos = lo; pos < hi;) {
       const Extent* e = map->Next(pos / kBlockSize);
       if (!e || e->lblk * kBlockSize >= hi) break;
       pos = std::max(pos, e->lblk * kBlockSize);
       uint64_t n = std::min(hi, (e->lblk + e->len) * kBlockSize) - pos;
-      if (!(e->flags & format::kExtentUnwritten))
-        region_->ZeroFlush(e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), n);
+      if (!(e->flags & format::kExtentUnwritten)) zeros.emplace_back(e->pblk * kBlockSize + (pos - e->lblk * kBlockSize), n);
       pos += n;
     }
+  };
+  auto zero_and_commit = [&](Tx& tx) -> Status {
+    if (tx.log_bytes() > journal_.capacity()) return Err(EFBIG, "fallocate too large for one transaction");
+    for (const auto& [at, n] : zeros) region_->ZeroFlush(at, n);
+    region_->Drain();
+    return Commit(tx);
   };
 
   if (mode & FALLOC_FL_PUNCH_HOLE) {
     if (immutable) return CheckImmutableChangeLocked(ino, in, "punch hole");
     uint64_t w0 = BlocksUp(off), w1 = end / kBlockSize;  // whole blocks
+    Tx tx(*region_);
+    DropCaches(tx, *node);
     if (w0 >= w1) {
-      zero_bytes(off, end);
+      zero_later(off, end);
     } else {
-      zero_bytes(off, w0 * kBlockSize);
-      zero_bytes(w1 * kBlockSize, end);
-    }
-    region_->Drain();
-    if (w0 < w1) {
-      Tx tx(*region_);
-      DropCaches(tx, *node);
+      zero_later(off, w0 * kBlockSize);
+      zero_later(w1 * kBlockSize, end);
       std::vector<Run> freed;
       PMEMFS_TRY(map->Remove(tx, in, w0, w1 - w0, &freed, alloc_));
       uint64_t n = 0;
@@ -400,16 +405,11 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
         alloc_.StageFree(tx, r);
         in.blocks -= r.len;
       }
-      in.mtime = in.ctime = Now();
-      PMEMFS_TRY(KillPrivsLocked(ctx, tx, *node, in, /*chown=*/false));
-      PutInode(tx, ino, in);
-      return Commit(tx);
     }
-    Tx tx(*region_);
     in.mtime = in.ctime = Now();
     PMEMFS_TRY(KillPrivsLocked(ctx, tx, *node, in, /*chown=*/false));
     PutInode(tx, ino, in);
-    return Commit(tx);
+    return zero_and_commit(tx);
   }
 
   uint64_t holes = HoleBlocks(*map, b0, b1 - b0);
@@ -426,7 +426,8 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
     }
     if (holes || grows || converts) return CheckImmutableChangeLocked(ino, in, "fallocate");
     if (mode & FALLOC_FL_ZERO_RANGE) {
-      zero_bytes(off, end);
+      zero_later(off, end);
+      for (const auto& [at, n] : zeros) region_->ZeroFlush(at, n);
       region_->Drain();
     }
     return Ok();
@@ -437,11 +438,11 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
   if (mode & FALLOC_FL_ZERO_RANGE) {
     uint64_t w0 = BlocksUp(off), w1 = end / kBlockSize;
     if (w0 < w1) {
-      zero_bytes(off, w0 * kBlockSize);
-      zero_bytes(w1 * kBlockSize, end);
+      zero_later(off, w0 * kBlockSize);
+      zero_later(w1 * kBlockSize, end);
       PMEMFS_TRY(map->SetFlags(tx, in, w0, w1 - w0, format::kExtentUnwritten, alloc_));
     } else {
-      zero_bytes(off, end);
+      zero_later(off, end);
     }
   }
   PMEMFS_TRY(AllocateLocked(tx, in, *map, b0, b1 - b0, true, 1));
@@ -450,7 +451,7 @@ Status FileSystem::Fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len,
   if (grows || (mode & FALLOC_FL_ZERO_RANGE)) in.mtime = in.ctime;
   PMEMFS_TRY(KillPrivsLocked(ctx, tx, *node, in, /*chown=*/false));
   PutInode(tx, ino, in);
-  return Commit(tx);
+  return zero_and_commit(tx);
 }
 
 Result<uint64_t> FileSystem::Lseek(uint64_t ino, uint64_t off, int whence) {

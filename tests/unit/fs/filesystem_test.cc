@@ -320,6 +320,31 @@ TEST_F(FsTest, CopyFileRangeThatDoesNotFitIsShort) {
   ExpectClean(*region_);
 }
 
+// Found by the differential tester (seed 1685647240): a punch hole or zero range that
+// failed (ENOSPC for the extent block a split needs) had already zeroed the partial blocks
+// at its ends. A failed fallocate changes nothing.
+TEST_F(FsTest, FallocateThatFailsChangesNoByte) {
+  Format(8ull << 20);
+  uint64_t f = Create(kRootIno, "f");
+  const std::string data = Pattern(3 * 4096, 7);
+  Write(f, 0, data);  // one extent of 3 blocks, then two more: the 3 inline slots are full
+  Write(f, 4 * 4096, Pattern(4096, 8));
+  Write(f, 6 * 4096, Pattern(4096, 9));
+  uint64_t fill = Create(kRootIno, "fill");
+  ASSERT_TRUE(fs_->Fallocate(fill, 0, 0, fs_->Statfs().bfree * 4096).ok());
+  ASSERT_EQ(fs_->Statfs().bfree, 0u);
+  // Removing block 1 splits the first extent: a fourth slot, an extent block, no space.
+  EXPECT_EQ(fs_->Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 2 * 4096 - 100 + 50).code(), ENOSPC);
+  EXPECT_TRUE(Read(f, 0, data.size()) == data) << "punch hole";
+  EXPECT_EQ(fs_->Fallocate(f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 100, 2 * 4096 - 100 + 50).code(), ENOSPC);
+  EXPECT_TRUE(Read(f, 0, data.size()) == data) << "zero range";
+  // Inside one block nothing is split: it works on a full filesystem.
+  ASSERT_TRUE(fs_->Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 50).ok());
+  EXPECT_TRUE(Read(f, 100, 50) == std::string(50, '\0'));
+  EXPECT_TRUE(Read(f, 150, 4096) == data.substr(150, 4096));
+  ExpectClean(*region_);
+}
+
 // Found by the differential tester (seed 306707643): xattrs are rewritten out of place, so
 // on a full filesystem removexattr answered ENOSPC. A change that does not grow the run is
 // written over the old run through the journal instead.
