@@ -233,6 +233,9 @@ Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, Node& node, Inode in
   DropCaches(tx, node);
   // Pass 1: every block of the range mapped and written.
   PMEMFS_TRY(AllocateLocked(tx, in, *map, b0, b1 - b0, false, 1));
+  // Everything that can fail is staged before the first store into a block, so a failed
+  // (or retried, shorter) write leaves the bytes as they were.
+  PMEMFS_TRY(KillPrivsLocked(ctx, tx, node, in, /*chown=*/false));
   auto block_off = [&](uint64_t b) {
     const Extent* e = map->Next(b);
     return (e->pblk + (b - e->lblk)) * kBlockSize;
@@ -240,6 +243,7 @@ Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, Node& node, Inode in
   for (uint64_t b = c0; b < b0; ++b) region_->ZeroFlush(block_off(b), kBlockSize);
   for (uint64_t b = b1; b < c1; ++b) region_->ZeroFlush(block_off(b), kBlockSize);
   PMEMFS_TRY(map->SetFlags(tx, in, c0, c1 - c0, 0, alloc_));
+  if (tx.log_bytes() > journal_.capacity()) return Err(EFBIG, "write too large for one transaction");
   if (zero_head) region_->ZeroFlush(block_off(b0), kBlockSize);
   if (zero_tail && (b1 - 1 != b0 || !zero_head)) region_->ZeroFlush(block_off(b1 - 1), kBlockSize);
   // Pass 2: the data, extent by extent.
@@ -252,7 +256,6 @@ Result<size_t> FileSystem::WriteRangeLocked(const Ctx& ctx, Node& node, Inode in
   }
   in.size = std::max<uint64_t>(in.size, off + len);
   in.mtime = in.ctime = Now();
-  PMEMFS_TRY(KillPrivsLocked(ctx, tx, node, in, /*chown=*/false));
   PutInode(tx, ino, in);
   PMEMFS_TRY(Commit(tx));  // the data copied above is drained before the log
   return len;

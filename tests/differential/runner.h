@@ -18,6 +18,7 @@ namespace pmemfs::difftest {
 struct RunOptions {
   uint64_t seed = 1;             // the first epoch's seed; epoch i uses seed + i
   double seconds = 60;           // time budget of the random run
+  uint64_t max_epochs = 0;       // 0: as many as the time budget allows
   uint64_t max_epoch_ops = 4000; // ops per epoch (a failing epoch is what gets minimised)
   double minimise_seconds = 600;
   bool keep_going = false;       // after a divergence, report it and go on with the next epoch
