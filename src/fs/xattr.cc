@@ -59,8 +59,10 @@ Status FileSystem::StageXattrsLocked(Tx& tx, Node& node, Inode& in, const extent
   uint64_t new_off = 0;
   if (blocks > 0) {
     auto reserved = alloc_.Reserve(blocks, extent::InodeOff(sb_, ino) / kBlockSize, 1, true);
+    // What this transaction logs besides the run: the inode and a few bitmap words.
+    constexpr uint64_t kLogSlack = 1024;
     if (!reserved.ok() && reserved.code() == ENOSPC && in.xattr_block && blocks <= old.nblocks &&
-        blocks * kBlockSize <= journal_.capacity() / 4) {
+        tx.log_bytes() + sizeof(format::JournalRecord) + blocks * kBlockSize + kLogSlack <= journal_.capacity()) {
       // No room for a new run, but the list does not grow (removexattr, a smaller value):
       // such a change must not fail for lack of space, as on other filesystems. The new run
       // goes over the old one's first blocks through the journal (crash atomic like the
