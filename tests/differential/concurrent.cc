@@ -107,17 +107,22 @@ using Clock = std::chrono::steady_clock;
 void Reader(const std::string& dir, Clock::time_point end, uint64_t seed, ConcurrentCounts* c) {
   std::mt19937_64 rng(seed);
   std::string data;
-  while (Clock::now() < end) {
+  // Reads `rel` whole and counts what it saw; false on an error (counted too).
+  auto read_checked = [&](const std::string& rel, uint64_t* reads) {
     int err = 0;
+    if (!ReadWhole(dir + "/" + rel, &data, &err)) {
+      c->errors["read " + rel + ": " + ErrName(err)]++;
+      return false;
+    }
+    ++*reads;
+    std::string bad = Check(data);
+    if (bad == "zeros") c->zeros++;
+    else if (!bad.empty()) c->torn++;
+    return true;
+  };
+  while (Clock::now() < end) {
     if (rng() % 2) {
-      if (!ReadWhole(dir + "/data", &data, &err)) {
-        c->errors["read data: " + ErrName(err)]++;
-        continue;
-      }
-      c->file_reads++;
-      std::string bad = Check(data);
-      if (bad == "zeros") c->zeros++;
-      else if (!bad.empty()) c->torn++;
+      read_checked("data", &c->file_reads);
     } else {
       char target[256];
       ssize_t n = ::readlink((dir + "/current").c_str(), target, sizeof target);
@@ -127,14 +132,7 @@ void Reader(const std::string& dir, Clock::time_point end, uint64_t seed, Concur
       }
       std::string t(target, static_cast<size_t>(n));
       if (t.rfind("rel/v", 0) != 0) c->torn++;
-      if (!ReadWhole(dir + "/current/payload", &data, &err)) {
-        c->errors["read current/payload: " + ErrName(err)]++;
-        continue;
-      }
-      c->link_reads++;
-      std::string bad = Check(data);
-      if (bad == "zeros") c->zeros++;
-      else if (!bad.empty()) c->torn++;
+      read_checked("current/payload", &c->link_reads);
     }
   }
 }

@@ -30,14 +30,8 @@ struct ExtentLine {
   std::string flags;
 };
 
-class ImmutableTest : public MountTest {
+class ImmutableTest : public ClientMountTest {
  protected:
-  std::string MountOptions() const override { return "allow_other"; }
-  void TearDown() override {
-    if (IsMounted(m_.mnt())) ExpectFlaggedExtentsAligned(m_.mnt());
-    MountTest::TearDown();
-  }
-
   int SetFlag(const std::string& rel, const std::string& value) {
     return ::setxattr(P(rel).c_str(), kFlag, value.data(), value.size(), 0);
   }

@@ -383,9 +383,9 @@ inline bool WriteFile(const std::string& path, const std::string& data) {
   return static_cast<bool>(out);
 }
 
-// The direct-mapping and userspace-I/O suites: mounted with allow_other (their commands run
-// as other users too), every flagged file checked for device-dax alignment before the
-// unmount, commands run in the mount point (In).
+// The immutable-extents, direct-mapping and userspace-I/O suites: mounted with allow_other
+// (their commands run as other users too), every flagged file checked for device-dax
+// alignment before the unmount, commands run in the mount point (In).
 class ClientMountTest : public MountTest {
  protected:
   std::string MountOptions() const override { return "allow_other"; }
