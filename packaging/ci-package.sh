@@ -23,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
+source scripts/teardown.sh
 [[ $(id -u) == 0 ]] || { echo "ci-package.sh: needs root (apt-get, mount)" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(pmemfs libpmemfs0 libpmemfs-dev)
@@ -44,13 +45,7 @@ step() { echo; echo "=== $*"; }
 cleanup() {
   local rc=$?
   set +e
-  # Daemons serving regions of this run, then their mounts, then the files.
-  for p in /proc/[0-9]*; do
-    [[ $(readlink "$p/exe" 2>/dev/null) == */pmemfs ]] || continue
-    tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -q "^$REG/" && kill "${p#/proc/}" 2>/dev/null
-  done
-  awk -v d="$REG/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null; done
+  teardown_under "$REG"  # daemons serving regions of this run, their mounts, then the files
   rm -rf "$REG" "$BUILD"
   if ((PURGE)); then "${APT[@]}" purge "${PKGS[@]}" >/dev/null 2>&1; fi
   exit $rc

@@ -12,6 +12,7 @@
 # every second and printed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/teardown.sh
 ./scripts/install-deps.sh
 ./scripts/build.sh
 
@@ -23,14 +24,7 @@ SAMPLER=
 cleanup() {
   set +e
   [[ -n $SAMPLER ]] && kill "$SAMPLER" 2>/dev/null && wait "$SAMPLER" 2>/dev/null
-  # Daemons serving regions of this run (a test binary killed outright leaves them to the
-  # kernel's PR_SET_PDEATHSIG; this is the second line), then the mounts, then the files.
-  for p in /proc/[0-9]*; do
-    [[ $(readlink "$p/exe" 2>/dev/null) == */pmemfs ]] || continue
-    tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -q "^$RUN_DIR/" && kill "${p#/proc/}" 2>/dev/null
-  done
-  awk -v d="$RUN_DIR/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r |
-    while read -r m; do umount -l "$m" 2>/dev/null; done
+  teardown_under "$RUN_DIR"  # daemons and mounts of this run, then the files
   rm -rf "$RUN_DIR"
   [[ -s $PEAK_FILE ]] && echo "peak /dev/shm use of this run: $(( $(cat "$PEAK_FILE") / 1024 )) MiB"
   rm -f "$PEAK_FILE"
